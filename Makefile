@@ -1,0 +1,54 @@
+# n1detect: PGXS build.  `make && make install` builds against the pg_config on
+# PATH (or PG_CONFIG=...).  Tests: tools/test (see README) runs everything;
+# the targets below are its building blocks.
+
+MODULE_big = n1detect
+OBJS = \
+	src/n1detect.o \
+	src/detector.o \
+	src/recorder.o \
+	src/query_text.o \
+	src/backend_slots.o \
+	src/offenders.o \
+	src/persistence.o \
+	src/views.o \
+	src/fast_count.o
+
+EXTENSION = n1detect
+DATA = $(wildcard extension/n1detect--*.sql)
+PGFILEDESC = "n1detect - N+1 query detection and fast approximate counts"
+
+# `make installcheck` (after `make install`, as a non-root user) runs:
+#  - pg_regress on every sql/*.sql, in a temporary server of its own started
+#    with test/regress.conf (n1detect preloaded), never the running server;
+#  - the TAP tests test/t/*.pl (PostgreSQL::Test::Cluster).
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
+TAP_TESTS = 1
+PROVE_TESTS = $(if $(T),$(T),test/t/*.pl)
+PROVE_FLAGS = -I $(srcdir)/test/lib
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The detector has no PostgreSQL dependency: its unit tests build with plain cc.
+UNIT_CFLAGS = -std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer
+test/unit/test_detector: test/unit/test_detector.c src/detector.c src/detector.h
+	$(CC) $(UNIT_CFLAGS) -Isrc -o $@ test/unit/test_detector.c src/detector.c
+
+.PHONY: unitcheck regresscheck tapcheck
+unitcheck: test/unit/test_detector
+	test/unit/test_detector
+
+regresscheck:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+# T=test/t/020_foo.pl runs one TAP test.
+tapcheck:
+	$(prove_installcheck)
+
+EXTRA_CLEAN = test/unit/test_detector tmp_check_regress

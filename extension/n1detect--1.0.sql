@@ -1,0 +1,113 @@
+/* extension/n1detect--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION n1detect" to load this file. \quit
+
+------------------------------------------------------------------------
+-- N+1 detection (needs shared_preload_libraries = 'n1detect')
+------------------------------------------------------------------------
+
+CREATE FUNCTION n1_offenders(
+    IN showtext boolean,
+    OUT userid oid,
+    OUT dbid oid,
+    OUT queryid bigint,
+    OUT parent_queryid bigint,
+    OUT kind text,
+    OUT query text,
+    OUT parent_query text,
+    OUT bursts bigint,
+    OUT calls bigint,
+    OUT max_calls bigint,
+    OUT max_distinct_params bigint,
+    OUT max_parent_rows bigint,
+    OUT total_exec_time double precision,
+    OUT first_seen timestamptz,
+    OUT last_seen timestamptz,
+    OUT application_name text,
+    OUT sample_params text[]
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'n1_offenders'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW n1_offenders AS
+  SELECT * FROM n1_offenders(true);
+
+GRANT SELECT ON n1_offenders TO PUBLIC;
+
+CREATE FUNCTION n1_bursts(
+    OUT pid integer,
+    OUT userid oid,
+    OUT dbid oid,
+    OUT started_at timestamptz,
+    OUT ended_at timestamptz,
+    OUT in_progress boolean,
+    OUT queryid bigint,
+    OUT parent_queryid bigint,
+    OUT kind text,
+    OUT calls bigint,
+    OUT distinct_params bigint,
+    OUT parent_calls bigint,
+    OUT parent_rows bigint,
+    OUT exec_time double precision,
+    OUT application_name text
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'n1_bursts'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW n1_bursts AS
+  SELECT * FROM n1_bursts();
+
+GRANT SELECT ON n1_bursts TO PUBLIC;
+
+CREATE FUNCTION n1_backend_statements(
+    OUT pid integer,
+    OUT userid oid,
+    OUT dbid oid,
+    OUT seq bigint,
+    OUT queryid bigint,
+    OUT param_hash bigint,
+    OUT nesting_level integer,
+    OUT started_at timestamptz,
+    OUT exec_time double precision,
+    OUT rows bigint
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'n1_backend_statements'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW n1_backend_statements AS
+  SELECT * FROM n1_backend_statements();
+
+GRANT SELECT ON n1_backend_statements TO PUBLIC;
+
+CREATE FUNCTION n1_info(
+    OUT offenders bigint,
+    OUT max_offenders bigint,
+    OUT dealloc bigint,
+    OUT bursts_total bigint,
+    OUT stats_reset timestamptz
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'n1_info'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW n1_info AS
+  SELECT * FROM n1_info();
+
+GRANT SELECT ON n1_info TO PUBLIC;
+
+CREATE FUNCTION n1_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'n1_reset'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+REVOKE ALL ON FUNCTION n1_reset() FROM PUBLIC;
+
+------------------------------------------------------------------------
+-- fast_count (works without preloading)
+------------------------------------------------------------------------
+-- BEGIN fast_count
+-- END fast_count
