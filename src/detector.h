@@ -124,8 +124,12 @@ typedef struct N1UnitQuery
 	uint64_t	params[N1_DISTINCT_EXACT];
 	int			n_params;		/* exact distinct count while <= N1_DISTINCT_EXACT */
 	bool		params_overflow;
-	uint64_t	bitmap[N1_DISTINCT_BITMAP_BITS / 64];
+	uint64_t	bitmap[N1_DISTINCT_BITMAP_BITS / 64];	/* valid only once params_overflow */
+	int			bitmap_ones;	/* bits set in bitmap */
+	int64_t		distinct;		/* n_params, or the bitmap estimate once params_overflow */
 	int			burst;			/* index into bursts[], or -1 */
+	bool		burst_dropped;	/* crossed min_calls when bursts[] was full */
+	int			parent_of;		/* bursts of the unit whose parent this query is */
 } N1UnitQuery;
 
 typedef struct N1Detector
@@ -141,7 +145,7 @@ typedef struct N1Detector
 	int			n_bursts;
 	N1Burst		bursts[N1_UNIT_MAX_BURSTS];
 	/* lifetime counters, for diagnostics */
-	uint64_t	units;
+	uint64_t	units;			/* units opened */
 	uint64_t	evicted_queries;
 	uint64_t	dropped_bursts;
 } N1Detector;

@@ -1,0 +1,668 @@
+/*
+ * detector.c
+ *		N+1 detection over one backend's stream of statement events.
+ *
+ * Owns the per-unit bookkeeping behind detector.h: the fixed table of the
+ * unit's queries (with an open-addressing index by query id), distinct
+ * parameter counting, burst classification and parent choice, unit
+ * boundaries, and eviction when a unit has more queries than fit.
+ *
+ * Everything here is plain C99 with no PostgreSQL dependency and no
+ * allocation.  n1_detector_statement runs for every statement of every
+ * backend, so its common path is a hash lookup and a few stores; loops over
+ * all of the unit's queries happen only when a query crosses min_calls, when
+ * a query must be evicted, and when a unit ends.
+ */
+#include "detector.h"
+
+#include <string.h>
+
+#define N1_TABLE_SIZE	((int) (sizeof(((N1Detector *) 0)->table) / sizeof(int16_t)))
+#define N1_TABLE_MASK	(N1_TABLE_SIZE - 1)
+#define N1_BITMAP_WORDS (N1_DISTINCT_BITMAP_BITS / 64)
+
+/* Compile-time checks (C99 has no _Static_assert): a negative array size fails. */
+/* The probe arithmetic masks with N1_TABLE_MASK. */
+typedef char n1_table_size_is_power_of_two[(N1_TABLE_SIZE & N1_TABLE_MASK) == 0 ? 1 : -1];
+/* Load factor <= 1/2 keeps probe runs short and guarantees an empty slot. */
+typedef char n1_table_has_room[N1_TABLE_SIZE >= 2 * N1_UNIT_MAX_QUERIES ? 1 : -1];
+/* Indexes into queries[] are stored in int16_t. */
+typedef char n1_queries_fit_int16[N1_UNIT_MAX_QUERIES <= 32767 ? 1 : -1];
+/* A victim for eviction always exists: bursts and their parents cannot fill queries[]. */
+typedef char n1_eviction_possible[2 * N1_UNIT_MAX_BURSTS < N1_UNIT_MAX_QUERIES ? 1 : -1];
+typedef char n1_bitmap_whole_words[N1_DISTINCT_BITMAP_BITS % 64 == 0 ? 1 : -1];
+
+/*
+ * 64-bit finalizer (splitmix64).  Query ids and parameter hashes are hashes
+ * already, but we cannot trust their low bits to be well distributed (and the
+ * parameter hash may come from a cheap combiner), so mix before masking.
+ */
+static inline uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 27;
+	x *= UINT64_C(0x94d049bb133111eb);
+	x ^= x >> 31;
+	return x;
+}
+
+static inline int
+home_slot(uint64_t query_id)
+{
+	return (int) (mix64(query_id) & N1_TABLE_MASK);
+}
+
+/*
+ * Bitmap bit of a parameter hash.  A different mixing constant from the
+ * table's, so that the two uses of one hash are not correlated.
+ */
+static inline int
+param_bit(uint64_t param_hash)
+{
+	return (int) (mix64(param_hash ^ UINT64_C(0x9e3779b97f4a7c15)) %
+				  N1_DISTINCT_BITMAP_BITS);
+}
+
+/*
+ * Natural logarithm, good to double precision for x > 0.  Written out so the
+ * unit tests (and any other front end) need not link libm.  Used only when a
+ * new bitmap bit gets set, i.e. at most N1_DISTINCT_BITMAP_BITS times per
+ * query per unit.
+ */
+static double
+natural_log(double x)
+{
+	const double ln2 = 0.69314718055994530942;
+	double		k = 0.0;
+	double		z,
+				z2,
+				term,
+				sum;
+	int			n;
+
+	/* Reduce to [1, 2): ln(x) = k ln 2 + ln(y). */
+	while (x >= 2.0)
+	{
+		x /= 2.0;
+		k += 1.0;
+	}
+	while (x < 1.0)
+	{
+		x *= 2.0;
+		k -= 1.0;
+	}
+
+	/* ln(y) = 2 atanh(z), z = (y-1)/(y+1) <= 1/3: the series converges fast. */
+	z = (x - 1.0) / (x + 1.0);
+	z2 = z * z;
+	term = z;
+	sum = 0.0;
+	for (n = 1; n < 60; n += 2)
+	{
+		sum += term / n;
+		term *= z2;
+	}
+	return 2.0 * sum + k * ln2;
+}
+
+/*
+ * Linear-counting estimate of the distinct values hashed into a bitmap with
+ * "ones" bits set: m ln(m / zero_bits).  A saturated bitmap has no zero bit;
+ * count half a zero bit then, which gives a large but finite answer
+ * (m ln 2m) instead of infinity.
+ */
+static int64_t
+linear_count_estimate(int ones)
+{
+	double		m = (double) N1_DISTINCT_BITMAP_BITS;
+	double		zero = (double) (N1_DISTINCT_BITMAP_BITS - ones);
+
+	if (zero < 1.0)
+		zero = 0.5;
+	return (int64_t) (m * natural_log(m / zero) + 0.5);
+}
+
+/* ----------------------------------------------------------------
+ * Query table
+ * ----------------------------------------------------------------
+ */
+
+/* Slot of query_id in table[], or of the empty slot ending its probe. */
+static inline int
+probe(const N1Detector *d, uint64_t query_id)
+{
+	int			slot = home_slot(query_id);
+
+	for (;;)
+	{
+		int			idx = d->table[slot];
+
+		if (idx < 0 || d->queries[idx].query_id == query_id)
+			return slot;
+		slot = (slot + 1) & N1_TABLE_MASK;
+	}
+}
+
+static inline N1UnitQuery *
+lookup(N1Detector *d, uint64_t query_id)
+{
+	int			idx = d->table[probe(d, query_id)];
+
+	return idx < 0 ? NULL : &d->queries[idx];
+}
+
+/*
+ * Remove query_id from table[] by backward-shift deletion: later entries of
+ * the same probe run move back over the hole, so no tombstones accumulate
+ * and lookups stay correct without rebuilding the table.
+ */
+static void
+table_delete(N1Detector *d, uint64_t query_id)
+{
+	int			hole = probe(d, query_id);
+	int			next = hole;
+
+	if (d->table[hole] < 0)
+		return;					/* not present; cannot happen */
+
+	for (;;)
+	{
+		int			home;
+		bool		stays;
+
+		next = (next + 1) & N1_TABLE_MASK;
+		if (d->table[next] < 0)
+			break;
+
+		/*
+		 * The entry at "next" may stay only if its home slot lies cyclically
+		 * in (hole, next]: then a probe from home reaches it without passing
+		 * through the hole.  Otherwise it must move back into the hole.
+		 */
+		home = home_slot(d->queries[d->table[next]].query_id);
+		if (hole <= next)
+			stays = hole < home && home <= next;
+		else
+			stays = hole < home || home <= next;
+		if (stays)
+			continue;
+
+		d->table[hole] = d->table[next];
+		hole = next;
+	}
+	d->table[hole] = -1;
+}
+
+/*
+ * Choose the query to give up when the unit has more distinct queries than
+ * fit.  Never one in a burst or the parent of one (their bursts still refer
+ * to them); among the rest prefer those that cannot be parents (max_rows < 2),
+ * then the least recently active.  There are at most N1_UNIT_MAX_BURSTS
+ * bursts and as many parents, fewer than N1_UNIT_MAX_QUERIES, so a victim
+ * always exists.
+ */
+static int
+choose_victim(const N1Detector *d)
+{
+	int			best = -1;
+	bool		best_can_parent = true;
+	uint64_t	best_seq = UINT64_MAX;
+	int			i;
+
+	for (i = 0; i < d->n_queries; i++)
+	{
+		const N1UnitQuery *q = &d->queries[i];
+		bool		can_parent = q->max_rows >= 2;
+
+		if (q->burst >= 0 || q->parent_of > 0)
+			continue;
+		if (best < 0 ||
+			(!can_parent && best_can_parent) ||
+			(can_parent == best_can_parent && q->last_seq < best_seq))
+		{
+			best = i;
+			best_can_parent = can_parent;
+			best_seq = q->last_seq;
+		}
+	}
+	return best;
+}
+
+/*
+ * Entry of query_id in the unit, created if new (evicting if full).  Only the
+ * fields every query needs are initialized; the bitmap is cleared lazily when
+ * the exact parameter list first overflows, so a new query costs no 128-byte
+ * memset.
+ */
+static N1UnitQuery *
+get_query(N1Detector *d, uint64_t query_id)
+{
+	int			slot = probe(d, query_id);
+	int			idx = d->table[slot];
+	N1UnitQuery *q;
+
+	if (idx >= 0)
+		return &d->queries[idx];
+
+	if (d->n_queries < N1_UNIT_MAX_QUERIES)
+		idx = d->n_queries++;
+	else
+	{
+		idx = choose_victim(d);
+		table_delete(d, d->queries[idx].query_id);
+		d->evicted_queries++;
+		/* the deletion may have shifted our empty slot */
+		slot = probe(d, query_id);
+	}
+
+	q = &d->queries[idx];
+	q->query_id = query_id;
+	q->calls = 0;
+	q->max_rows = 0;
+	q->first_seq = d->seq;
+	q->last_seq = d->seq;
+	q->exec_us = 0;
+	q->first_start_us = 0;
+	q->last_end_us = 0;
+	q->n_params = 0;
+	q->params_overflow = false;
+	q->bitmap_ones = 0;
+	q->distinct = 0;
+	q->burst = -1;
+	q->burst_dropped = false;
+	q->parent_of = 0;
+	d->table[slot] = (int16_t) idx;
+	return q;
+}
+
+/*
+ * Record one call's parameter hash.  Exact while at most N1_DISTINCT_EXACT
+ * distinct values were seen (a short linear scan); past that, every hash goes
+ * into the linear-counting bitmap, seeded with the exact values kept so far.
+ */
+static void
+add_param(N1UnitQuery *q, uint64_t param_hash)
+{
+	int			bit;
+	uint64_t	mask;
+	bool		switched = false;
+	int			i;
+
+	if (!q->params_overflow)
+	{
+		for (i = 0; i < q->n_params; i++)
+		{
+			if (q->params[i] == param_hash)
+				return;
+		}
+		if (q->n_params < N1_DISTINCT_EXACT)
+		{
+			q->params[q->n_params++] = param_hash;
+			q->distinct = q->n_params;
+			return;
+		}
+
+		/* Switch to the bitmap. */
+		q->params_overflow = true;
+		switched = true;
+		memset(q->bitmap, 0, sizeof(q->bitmap));
+		q->bitmap_ones = 0;
+		for (i = 0; i < q->n_params; i++)
+		{
+			bit = param_bit(q->params[i]);
+			mask = UINT64_C(1) << (bit % 64);
+			if (!(q->bitmap[bit / 64] & mask))
+			{
+				q->bitmap[bit / 64] |= mask;
+				q->bitmap_ones++;
+			}
+		}
+		/* fall through to add param_hash */
+	}
+
+	bit = param_bit(param_hash);
+	mask = UINT64_C(1) << (bit % 64);
+	if (q->bitmap[bit / 64] & mask)
+	{
+		/* seen before, or a collision; on the switch we must still estimate */
+		if (!switched)
+			return;
+	}
+	else
+	{
+		q->bitmap[bit / 64] |= mask;
+		q->bitmap_ones++;
+	}
+
+	/*
+	 * Re-estimate only when a bit gets set (at most N1_DISTINCT_BITMAP_BITS
+	 * times) or on the switch.  We know there are more than N1_DISTINCT_EXACT distinct values
+	 * and at most as many as calls, so clamp into that range: collisions can
+	 * make the raw estimate a little low just after the switch.
+	 */
+	q->distinct = linear_count_estimate(q->bitmap_ones);
+	if (q->distinct < N1_DISTINCT_EXACT + 1)
+		q->distinct = N1_DISTINCT_EXACT + 1;
+	if (q->distinct > q->calls)
+		q->distinct = q->calls;
+}
+
+/* ----------------------------------------------------------------
+ * Bursts
+ * ----------------------------------------------------------------
+ */
+
+static N1Kind
+classify(const N1UnitQuery *q, const N1Burst *b)
+{
+	if (q->distinct <= 1)
+		return N1_KIND_DUPLICATE;
+	return b->parent_query_id != 0 ? N1_KIND_N_PLUS_ONE : N1_KIND_LOOP;
+}
+
+/*
+ * Parent of q as it crosses min_calls: see detector.h.  Candidates returned
+ * >= 2 rows in one call or cursor, were first seen before q, and have fewer
+ * calls than q now; the most recently active wins.  Requiring fewer calls is
+ * what keeps the siblings of one loop body (which have as many calls as q, or
+ * one more if they run before q in the body) from being taken for parents,
+ * and q itself is excluded explicitly, so keyset pagination is a LOOP.
+ */
+static N1UnitQuery *
+choose_parent(N1Detector *d, const N1UnitQuery *q)
+{
+	N1UnitQuery *best = NULL;
+	int			i;
+
+	for (i = 0; i < d->n_queries; i++)
+	{
+		N1UnitQuery *c = &d->queries[i];
+
+		if (c == q || c->max_rows < 2 || c->first_seq >= q->first_seq ||
+			c->calls >= q->calls)
+			continue;
+		if (best == NULL || c->last_seq > best->last_seq)
+			best = c;
+	}
+	return best;
+}
+
+/* Copy the query's running totals into its burst. */
+static inline void
+sync_burst(N1Burst *b, const N1UnitQuery *q)
+{
+	b->calls = q->calls;
+	b->distinct_params = q->distinct;
+	b->exec_us = q->exec_us;
+	b->first_start_us = q->first_start_us;
+	b->last_end_us = q->last_end_us;
+}
+
+/*
+ * A parent's calls or rows changed: refresh the bursts that point at it.
+ * Only queries that are parents get here, and there are few bursts.
+ */
+static void
+sync_parent(N1Detector *d, const N1UnitQuery *p)
+{
+	int			i;
+
+	for (i = 0; i < d->n_bursts; i++)
+	{
+		N1Burst    *b = &d->bursts[i];
+
+		if (b->parent_query_id == p->query_id)
+		{
+			b->parent_calls = p->calls;
+			b->parent_rows = p->max_rows;
+		}
+	}
+}
+
+/* q just reached min_calls: open its burst, or count it as dropped. */
+static N1Burst *
+open_burst(N1Detector *d, N1UnitQuery *q)
+{
+	N1UnitQuery *parent;
+	N1Burst    *b;
+
+	if (d->n_bursts >= N1_UNIT_MAX_BURSTS)
+	{
+		q->burst_dropped = true;
+		d->dropped_bursts++;
+		return NULL;
+	}
+
+	b = &d->bursts[d->n_bursts];
+	memset(b, 0, sizeof(*b));
+	b->index = d->n_bursts;
+	b->query_id = q->query_id;
+	q->burst = d->n_bursts;
+	d->n_bursts++;
+
+	parent = choose_parent(d, q);
+	if (parent != NULL)
+	{
+		b->parent_query_id = parent->query_id;
+		b->parent_calls = parent->calls;
+		b->parent_rows = parent->max_rows;
+		parent->parent_of++;
+	}
+	sync_burst(b, q);
+	b->kind = classify(q, b);
+	return b;
+}
+
+/* ----------------------------------------------------------------
+ * Units
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Report the unit's bursts and forget the unit.  Only the used part of
+ * queries[] is ever read (entries are initialized when handed out), so the
+ * reset is O(1) apart from the 256-byte index.
+ */
+static void
+end_unit(N1Detector *d, N1UnitEndReason reason)
+{
+	int			i;
+
+	if (!d->in_unit)
+		return;
+
+	if (d->config.burst_ended != NULL)
+	{
+		for (i = 0; i < d->n_bursts; i++)
+			d->config.burst_ended(d->config.arg, &d->bursts[i], reason);
+	}
+
+	d->in_unit = false;
+	d->n_queries = 0;
+	d->n_bursts = 0;
+	memset(d->table, 0xff, sizeof(d->table));	/* all -1 */
+}
+
+/*
+ * Unit bookkeeping common to statements and row reports happening at time
+ * start_us: end the open unit if idle too long, open one if none is open.
+ * Returns true when a unit was opened.
+ */
+static bool
+begin_activity(N1Detector *d, int64_t start_us)
+{
+	if (d->in_unit && start_us - d->last_activity_us > d->config.max_gap_us)
+		end_unit(d, N1_END_GAP);
+
+	d->seq++;
+	if (d->in_unit)
+		return false;
+
+	d->in_unit = true;
+	d->units++;
+	d->unit_start_us = start_us;
+	d->last_activity_us = start_us;
+	return true;
+}
+
+/*
+ * Activity ending at end_us.  Keep the maximum: events of nested statements
+ * (a function's inner queries, a cursor closed after its children) arrive
+ * out of start order, and the outer one must not move the clock back.
+ */
+static inline void
+note_activity_end(N1Detector *d, int64_t end_us)
+{
+	if (end_us > d->last_activity_us)
+		d->last_activity_us = end_us;
+}
+
+/* ----------------------------------------------------------------
+ * Public interface
+ * ----------------------------------------------------------------
+ */
+
+static void
+apply_config_bounds(N1DetectorConfig *c)
+{
+	if (c->min_calls < 2)
+		c->min_calls = 2;
+	if (c->max_gap_us < 0)
+		c->max_gap_us = 0;
+}
+
+void
+n1_detector_init(N1Detector *d, const N1DetectorConfig *config)
+{
+	memset(d, 0, sizeof(*d));
+	d->config = *config;
+	apply_config_bounds(&d->config);
+	memset(d->table, 0xff, sizeof(d->table));	/* all -1 */
+}
+
+void
+n1_detector_configure(N1Detector *d, int min_calls, int64_t max_gap_us)
+{
+	d->config.min_calls = min_calls;
+	d->config.max_gap_us = max_gap_us;
+	apply_config_bounds(&d->config);
+}
+
+void
+n1_detector_statement(N1Detector *d, const N1Statement *stmt,
+					  N1StatementResult *result)
+{
+	N1UnitQuery *q;
+	N1Burst    *b;
+	N1Kind		old_kind;
+	int64_t		elapsed;
+
+	memset(result, 0, sizeof(*result));
+	result->unit_started = begin_activity(d, stmt->start_us);
+	note_activity_end(d, stmt->end_us);
+
+	/* query_id 0 marks free entries; such a statement only keeps the unit alive */
+	if (stmt->query_id == 0)
+		return;
+
+	q = get_query(d, stmt->query_id);
+	if (q->calls == 0)
+	{
+		/*
+		 * First call.  A query known only from row reports (a cursor) keeps
+		 * its first_seq: it was seen then.
+		 */
+		q->first_start_us = stmt->start_us;
+	}
+	q->calls++;
+	q->last_seq = d->seq;
+	q->last_end_us = stmt->end_us;
+	elapsed = stmt->end_us - stmt->start_us;
+	if (elapsed > 0)
+		q->exec_us += elapsed;
+	if (stmt->rows > q->max_rows)
+		q->max_rows = stmt->rows;
+	add_param(q, stmt->param_hash);
+
+	if (q->parent_of > 0)
+		sync_parent(d, q);
+
+	if (q->burst >= 0)
+	{
+		b = &d->bursts[q->burst];
+		old_kind = b->kind;
+		sync_burst(b, q);
+		b->kind = classify(q, b);
+		result->kind_changed = b->kind != old_kind;
+	}
+	else if (!q->burst_dropped && q->calls >= d->config.min_calls)
+	{
+		b = open_burst(d, q);
+		if (b == NULL)
+			return;				/* no room: counted in dropped_bursts */
+		result->crossed = true;
+		result->kind_changed = true;
+	}
+	else
+		return;
+
+	result->burst = b;
+	if (b->samples_taken < N1_BURST_SAMPLES)
+	{
+		b->samples_taken++;
+		result->capture_sample = true;
+	}
+}
+
+void
+n1_detector_rows(N1Detector *d, uint64_t query_id, uint64_t total_rows,
+				 int64_t now_us)
+{
+	N1UnitQuery *q;
+
+	begin_activity(d, now_us);
+	note_activity_end(d, now_us);
+	if (query_id == 0)
+		return;
+
+	q = get_query(d, query_id);
+	q->last_seq = d->seq;
+	if (total_rows > q->max_rows)
+	{
+		q->max_rows = total_rows;
+		if (q->parent_of > 0)
+			sync_parent(d, q);
+	}
+}
+
+void
+n1_detector_end_unit(N1Detector *d, N1UnitEndReason reason)
+{
+	end_unit(d, reason);
+}
+
+int
+n1_detector_bursts(const N1Detector *d, const N1Burst **bursts)
+{
+	*bursts = d->bursts;
+	return d->in_unit ? d->n_bursts : 0;
+}
+
+const char *
+n1_kind_name(N1Kind kind)
+{
+	switch (kind)
+	{
+		case N1_KIND_NONE:
+			return "none";
+		case N1_KIND_N_PLUS_ONE:
+			return "n_plus_one";
+		case N1_KIND_DUPLICATE:
+			return "duplicate";
+		case N1_KIND_LOOP:
+			return "loop";
+	}
+	return "unknown";
+}

@@ -1,0 +1,1093 @@
+/*
+ * test_detector.c
+ *		Unit tests for src/detector.c, built and run by `make unitcheck`.
+ *
+ * A tiny harness: every CHECK counts as passed or failed; a failure prints
+ * file:line and a message.  The last line is "unit: N passed, M failed" and
+ * the exit status is 1 if anything failed.  No PostgreSQL headers here: the
+ * detector is plain C and is tested as such.
+ *
+ * Most tests drive the detector through its public functions with a fake
+ * clock.  A few peek at N1Detector internals (the struct is public only to
+ * give it a size) where behaviour is otherwise invisible, e.g. which query
+ * eviction kept.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detector.h"
+
+/* ----------------------------------------------------------------
+ * Harness
+ * ----------------------------------------------------------------
+ */
+
+typedef struct Tally
+{
+	int			passed;
+	int			failed;
+} Tally;
+
+static Tally tally;
+
+static int
+check_true(int ok, const char *file, int line, const char *expr, const char *msg)
+{
+	if (ok)
+		tally.passed++;
+	else
+	{
+		tally.failed++;
+		printf("%s:%d: check failed: %s (%s)\n", file, line, expr, msg);
+	}
+	return ok;
+}
+
+static int
+check_i64(int64_t got, int64_t want, const char *file, int line,
+		  const char *expr, const char *msg)
+{
+	if (got == want)
+	{
+		tally.passed++;
+		return 1;
+	}
+	tally.failed++;
+	printf("%s:%d: check failed: %s == %" PRId64 ", expected %" PRId64 " (%s)\n",
+		   file, line, expr, got, want, msg);
+	return 0;
+}
+
+static int
+check_u64(uint64_t got, uint64_t want, const char *file, int line,
+		  const char *expr, const char *msg)
+{
+	if (got == want)
+	{
+		tally.passed++;
+		return 1;
+	}
+	tally.failed++;
+	printf("%s:%d: check failed: %s == %" PRIu64 ", expected %" PRIu64 " (%s)\n",
+		   file, line, expr, got, want, msg);
+	return 0;
+}
+
+static int
+check_str(const char *got, const char *want, const char *file, int line,
+		  const char *expr, const char *msg)
+{
+	if (got != NULL && strcmp(got, want) == 0)
+	{
+		tally.passed++;
+		return 1;
+	}
+	tally.failed++;
+	printf("%s:%d: check failed: %s == \"%s\", expected \"%s\" (%s)\n",
+		   file, line, expr, got ? got : "(null)", want, msg);
+	return 0;
+}
+
+#define CHECK(cond, msg) check_true((cond) ? 1 : 0, __FILE__, __LINE__, #cond, (msg))
+#define CHECK_EQ(got, want, msg) \
+	check_i64((int64_t) (got), (int64_t) (want), __FILE__, __LINE__, #got, (msg))
+#define CHECK_EQ_U64(got, want, msg) \
+	check_u64((uint64_t) (got), (uint64_t) (want), __FILE__, __LINE__, #got, (msg))
+#define CHECK_STR(got, want, msg) check_str((got), (want), __FILE__, __LINE__, #got, (msg))
+
+/* ----------------------------------------------------------------
+ * Fixture: a detector, a fake clock and a log of burst_ended calls
+ * ----------------------------------------------------------------
+ */
+
+#define MAX_ENDED 64
+#define STMT_US 100				/* duration of each fake statement */
+#define THINK_US 10				/* client time between statements */
+
+typedef struct Ended
+{
+	N1Burst		burst;
+	N1UnitEndReason reason;
+	int			open_bursts;	/* n1_detector_bursts() seen from the callback */
+} Ended;
+
+typedef struct Fixture
+{
+	N1Detector *d;
+	int64_t		now;
+	int			n_ended;		/* callbacks, all of them */
+	Ended		ended[MAX_ENDED];	/* the first MAX_ENDED */
+} Fixture;
+
+static void
+record_ended(void *arg, const N1Burst *burst, N1UnitEndReason reason)
+{
+	Fixture    *f = arg;
+	const N1Burst *open;
+
+	if (f->n_ended < MAX_ENDED)
+	{
+		Ended	   *e = &f->ended[f->n_ended];
+
+		e->burst = *burst;
+		e->reason = reason;
+		e->open_bursts = n1_detector_bursts(f->d, &open);
+	}
+	f->n_ended++;
+}
+
+static Fixture *
+fixture_new(int min_calls, int64_t max_gap_us)
+{
+	Fixture    *f = calloc(1, sizeof(Fixture));
+	N1DetectorConfig config;
+
+	if (f == NULL || (f->d = calloc(1, sizeof(N1Detector))) == NULL)
+	{
+		printf("out of memory\n");
+		exit(2);
+	}
+	memset(&config, 0, sizeof(config));
+	config.min_calls = min_calls;
+	config.max_gap_us = max_gap_us;
+	config.burst_ended = record_ended;
+	config.arg = f;
+	n1_detector_init(f->d, &config);
+	f->now = 1000000;
+	return f;
+}
+
+static void
+fixture_free(Fixture *f)
+{
+	free(f->d);
+	free(f);
+}
+
+/* One statement of STMT_US, then THINK_US of client time. */
+static N1StatementResult
+run(Fixture *f, uint64_t query_id, uint64_t param_hash, uint64_t rows)
+{
+	N1Statement stmt;
+	N1StatementResult result;
+
+	stmt.query_id = query_id;
+	stmt.param_hash = param_hash;
+	stmt.start_us = f->now;
+	stmt.end_us = f->now + STMT_US;
+	stmt.rows = rows;
+	f->now += STMT_US + THINK_US;
+	n1_detector_statement(f->d, &stmt, &result);
+	return result;
+}
+
+/* Open bursts of the fixture's detector, and the one of query_id. */
+static const N1Burst *
+find_burst(Fixture *f, uint64_t query_id)
+{
+	const N1Burst *bursts;
+	int			n = n1_detector_bursts(f->d, &bursts);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (bursts[i].query_id == query_id)
+			return &bursts[i];
+	}
+	return NULL;
+}
+
+static int
+open_bursts(Fixture *f)
+{
+	const N1Burst *bursts;
+
+	return n1_detector_bursts(f->d, &bursts);
+}
+
+static const Ended *
+find_ended(Fixture *f, uint64_t query_id)
+{
+	int			i;
+
+	for (i = 0; i < f->n_ended && i < MAX_ENDED; i++)
+	{
+		if (f->ended[i].burst.query_id == query_id)
+			return &f->ended[i];
+	}
+	return NULL;
+}
+
+/* White-box: is query_id among the unit's tracked queries? */
+static int
+tracked(Fixture *f, uint64_t query_id)
+{
+	int			i;
+
+	for (i = 0; i < f->d->n_queries; i++)
+	{
+		if (f->d->queries[i].query_id == query_id)
+			return 1;
+	}
+	return 0;
+}
+
+/* Spread-out parameter hashes, as a real hash of values would be. */
+static uint64_t
+param(uint64_t i)
+{
+	return i * UINT64_C(0x9E3779B97F4A7C15) + UINT64_C(12345);
+}
+
+/* Query ids, distinct and never 0. */
+enum
+{
+	Q_LIST = 101,
+	Q_A,
+	Q_B,
+	Q_C,
+	Q_D,
+	Q_THREADS,
+	Q_MESSAGES,
+	Q_PERSON,
+	Q_OTHER,
+	Q_CHILD,
+	Q_CURSOR,
+	Q_PAGE,
+	Q_EXTRA
+};
+
+/* ----------------------------------------------------------------
+ * Tests
+ * ----------------------------------------------------------------
+ */
+
+static void
+test_kind_names(void)
+{
+	CHECK_STR(n1_kind_name(N1_KIND_N_PLUS_ONE), "n_plus_one", "kind name");
+	CHECK_STR(n1_kind_name(N1_KIND_DUPLICATE), "duplicate", "kind name");
+	CHECK_STR(n1_kind_name(N1_KIND_LOOP), "loop", "kind name");
+	CHECK_STR(n1_kind_name(N1_KIND_NONE), "none", "kind name");
+	CHECK(n1_kind_name((N1Kind) 42) != NULL, "out-of-range kind still named");
+}
+
+/* Scenario 1: list then A B C D per row; siblings are never each other's parent. */
+static void
+test_list_with_siblings(void)
+{
+	Fixture    *f = fixture_new(5, 1000000);
+	uint64_t	sibs[4] = {Q_A, Q_B, Q_C, Q_D};
+	uint64_t	sib_rows[4] = {3, 1, 3, 1};
+	int			crossed[4] = {0, 0, 0, 0};
+	int			samples[4] = {0, 0, 0, 0};
+	int			kind_changes[4] = {0, 0, 0, 0};
+	N1StatementResult r;
+	int			row,
+				s;
+
+	r = run(f, Q_LIST, 1, 20);
+	CHECK(r.unit_started, "first statement opens a unit");
+	CHECK(r.burst == NULL, "a single call is no burst");
+
+	for (row = 0; row < 20; row++)
+	{
+		for (s = 0; s < 4; s++)
+		{
+			r = run(f, sibs[s], param(row), sib_rows[s]);
+			CHECK(!r.unit_started, "loop stays in one unit");
+			if (row < 4)
+				CHECK(r.burst == NULL && !r.crossed, "no burst before min_calls");
+			if (row == 4)
+			{
+				CHECK(r.crossed, "crosses at the min_calls-th call");
+				if (CHECK(r.burst != NULL, "burst on crossing"))
+				{
+					CHECK_EQ(r.burst->calls, 5, "calls at crossing");
+					CHECK_EQ(r.burst->index, s, "bursts indexed in crossing order");
+				}
+			}
+			if (r.crossed)
+				crossed[s]++;
+			if (r.capture_sample)
+			{
+				samples[s]++;
+				CHECK(row >= 4 && row < 4 + N1_BURST_SAMPLES,
+					  "samples for the first N1_BURST_SAMPLES calls from the crossing");
+			}
+			if (r.kind_changed)
+				kind_changes[s]++;
+		}
+	}
+
+	CHECK_EQ(open_bursts(f), 4, "four bursts, one per sibling");
+	for (s = 0; s < 4; s++)
+	{
+		const N1Burst *b = find_burst(f, sibs[s]);
+
+		CHECK_EQ(crossed[s], 1, "crossed exactly once");
+		CHECK_EQ(samples[s], N1_BURST_SAMPLES, "sample requests");
+		CHECK_EQ(kind_changes[s], 1, "kind set at crossing only");
+		if (!CHECK(b != NULL, "sibling has a burst"))
+			continue;
+		CHECK_EQ(b->kind, N1_KIND_N_PLUS_ONE, "sibling is N+1");
+		CHECK_EQ_U64(b->parent_query_id, Q_LIST, "parent is the list, never a sibling");
+		CHECK_EQ(b->parent_calls, 1, "parent called once");
+		CHECK_EQ_U64(b->parent_rows, 20, "parent rows");
+		CHECK_EQ(b->calls, 20, "calls");
+		CHECK(b->distinct_params >= 19 && b->distinct_params <= 20,
+			  "distinct params ~20 (estimated past N1_DISTINCT_EXACT)");
+		CHECK_EQ(b->samples_taken, N1_BURST_SAMPLES, "samples_taken");
+	}
+
+	CHECK_EQ(f->n_ended, 0, "nothing ended yet");
+	n1_detector_end_unit(f->d, N1_END_TRANSACTION);
+	CHECK_EQ(f->n_ended, 4, "burst_ended once per burst");
+	for (s = 0; s < 4 && s < f->n_ended; s++)
+	{
+		CHECK_EQ(f->ended[s].reason, N1_END_TRANSACTION, "end reason");
+		CHECK_EQ(f->ended[s].burst.kind, N1_KIND_N_PLUS_ONE, "final kind");
+		CHECK_EQ(f->ended[s].burst.calls, 20, "final calls");
+		CHECK_EQ(f->ended[s].open_bursts, 4, "callback runs before the unit is cleared");
+	}
+	CHECK_EQ(open_bursts(f), 0, "no open bursts after the unit ended");
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+	CHECK_EQ(f->n_ended, 4, "ending again is a no-op");
+	fixture_free(f);
+}
+
+/* Scenario 2: threads -> messages -> person; each level's parent is the one above. */
+static void
+test_nested_loops(void)
+{
+	Fixture    *f = fixture_new(5, 1000000);
+	const N1Burst *person;
+	const N1Burst *messages;
+	int			t,
+				m;
+	uint64_t	msg_id = 0;
+	uint64_t	max_messages = 0;
+
+	run(f, Q_THREADS, 1, 10);
+	for (t = 0; t < 10; t++)
+	{
+		uint64_t	n_messages = 3 + (uint64_t) (t % 3);
+
+		if (n_messages > max_messages)
+			max_messages = n_messages;
+		run(f, Q_MESSAGES, param(t), n_messages);
+		for (m = 0; m < (int) n_messages; m++)
+			run(f, Q_PERSON, param(1000 + msg_id++), 1);
+	}
+
+	person = find_burst(f, Q_PERSON);
+	messages = find_burst(f, Q_MESSAGES);
+	if (CHECK(person != NULL, "person loop is a burst"))
+	{
+		CHECK_EQ(person->kind, N1_KIND_N_PLUS_ONE, "person kind");
+		CHECK_EQ_U64(person->parent_query_id, Q_MESSAGES, "person's parent is messages");
+		CHECK_EQ(person->calls, (int64_t) msg_id, "person calls");
+		CHECK_EQ_U64(person->parent_rows, max_messages, "parent_rows follows the largest messages call");
+		CHECK_EQ(person->parent_calls, 10, "parent_calls follows the parent");
+	}
+	if (CHECK(messages != NULL, "messages loop is a burst"))
+	{
+		CHECK_EQ(messages->kind, N1_KIND_N_PLUS_ONE, "messages kind");
+		CHECK_EQ_U64(messages->parent_query_id, Q_THREADS, "messages' parent is threads");
+		CHECK_EQ_U64(messages->parent_rows, 10, "threads rows");
+		CHECK_EQ(messages->calls, 10, "messages calls");
+	}
+	CHECK(find_burst(f, Q_THREADS) == NULL, "the top list is no burst");
+	fixture_free(f);
+}
+
+/* Scenario 3: pgbench -S: one query, distinct params, no gaps -> one LOOP. */
+static void
+test_pgbench_loop(void)
+{
+	Fixture    *f = fixture_new(5, 1000000);
+	const N1Burst *b;
+	int			i;
+	int			crossings = 0;
+	int			never_n_plus_one = 1;
+	int			samples = 0;
+
+	run(f, Q_OTHER, 1, 1);		/* unrelated earlier query, one row */
+	for (i = 0; i < 50000; i++)
+	{
+		N1StatementResult r = run(f, Q_PAGE, param(i), 1);
+
+		crossings += r.crossed;
+		samples += r.capture_sample;
+		if (r.burst != NULL && r.burst->kind == N1_KIND_N_PLUS_ONE)
+			never_n_plus_one = 0;
+	}
+	CHECK(never_n_plus_one, "never classified N+1");
+	CHECK_EQ(crossings, 1, "crosses once");
+	CHECK_EQ(samples, N1_BURST_SAMPLES, "bounded sample requests");
+	CHECK_EQ(open_bursts(f), 1, "a single burst");
+	b = find_burst(f, Q_PAGE);
+	if (CHECK(b != NULL, "burst exists"))
+	{
+		CHECK_EQ(b->kind, N1_KIND_LOOP, "LOOP");
+		CHECK_EQ_U64(b->parent_query_id, 0, "1-row query is not a parent");
+		CHECK_EQ(b->calls, 50000, "calls");
+		/* 50,000 values saturate a 1024-bit bitmap: large but finite */
+		CHECK(b->distinct_params > 5000 && b->distinct_params <= 50000,
+			  "saturated estimate is large and sane");
+		CHECK_EQ(b->exec_us, (int64_t) 50000 * STMT_US, "exec_us");
+	}
+	CHECK_EQ(f->d->units, 1, "one unit");
+	fixture_free(f);
+}
+
+/* Scenario 4: same query, same params -> DUPLICATE; kind changes only forward. */
+static void
+test_duplicate(void)
+{
+	Fixture    *f = fixture_new(5, 1000000);
+	const N1Burst *b;
+	N1StatementResult r;
+	int			i;
+	int			changes = 0;
+
+	/* without a list */
+	for (i = 0; i < 10; i++)
+	{
+		r = run(f, Q_CHILD, 42, 1);
+		changes += r.kind_changed;
+	}
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "duplicate burst"))
+	{
+		CHECK_EQ(b->kind, N1_KIND_DUPLICATE, "DUPLICATE");
+		CHECK_EQ_U64(b->parent_query_id, 0, "no parent");
+		CHECK_EQ(b->distinct_params, 1, "one param set");
+		CHECK_EQ(b->calls, 10, "calls");
+	}
+	CHECK_EQ(changes, 1, "kind changed once (crossing)");
+
+	/* a second param set turns it into a LOOP (no parent), and it stays one */
+	r = run(f, Q_CHILD, 43, 1);
+	CHECK(r.kind_changed && !r.crossed, "kind change reported");
+	CHECK(r.burst != NULL && r.burst->kind == N1_KIND_LOOP, "DUPLICATE -> LOOP");
+	r = run(f, Q_CHILD, 42, 1);
+	CHECK(!r.kind_changed, "no change when params repeat");
+	CHECK(r.burst != NULL && r.burst->kind == N1_KIND_LOOP, "never goes back to DUPLICATE");
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+	CHECK_EQ(f->n_ended, 1, "one burst ended");
+	CHECK_EQ(f->ended[0].reason, N1_END_EXIT, "reason");
+	CHECK_EQ(f->ended[0].burst.kind, N1_KIND_LOOP, "final kind");
+
+	/* with a list before it */
+	run(f, Q_LIST, 1, 20);
+	for (i = 0; i < 10; i++)
+		r = run(f, Q_CHILD, 42, 1);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "duplicate burst with a list"))
+	{
+		CHECK_EQ(b->kind, N1_KIND_DUPLICATE, "DUPLICATE even with a parent");
+		CHECK_EQ_U64(b->parent_query_id, Q_LIST, "parent kept for a duplicate");
+		CHECK_EQ(b->index, 0, "indexes restart in a new unit");
+	}
+	r = run(f, Q_CHILD, 7, 1);
+	CHECK(r.kind_changed, "kind change reported");
+	CHECK(r.burst != NULL && r.burst->kind == N1_KIND_N_PLUS_ONE, "DUPLICATE -> N_PLUS_ONE");
+	fixture_free(f);
+}
+
+/* Scenario 5: cursor: rows reported before the children, statement at CLOSE. */
+static void
+test_cursor_parent(void)
+{
+	Fixture    *f = fixture_new(5, 1000000);
+	N1Statement close_stmt;
+	N1StatementResult r;
+	const N1Burst *b;
+	int64_t		declared_at = f->now;
+	int			i;
+
+	n1_detector_rows(f->d, Q_CURSOR, 50, f->now);
+	f->now += 50;
+	n1_detector_rows(f->d, Q_CURSOR, 100, f->now);
+	f->now += 50;
+	for (i = 0; i < 20; i++)
+	{
+		r = run(f, Q_CHILD, param(i), 1);
+		if (i == 0)
+			CHECK(!r.unit_started, "the cursor's rows opened the unit already");
+		if (r.crossed && CHECK(r.burst != NULL, "burst at crossing"))
+		{
+			CHECK_EQ(r.burst->kind, N1_KIND_N_PLUS_ONE, "cursor child is N+1");
+			CHECK_EQ_U64(r.burst->parent_query_id, Q_CURSOR, "parent is the cursor");
+			CHECK_EQ(r.burst->parent_calls, 0, "cursor has no finished call yet");
+			CHECK_EQ_U64(r.burst->parent_rows, 100, "cumulative cursor rows");
+		}
+	}
+
+	/* more rows fetched after the crossing update the burst */
+	n1_detector_rows(f->d, Q_CURSOR, 150, f->now);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst exists"))
+		CHECK_EQ_U64(b->parent_rows, 150, "parent_rows grows with the parent");
+
+	/* CLOSE: the statement started at DECLARE, long before the children */
+	close_stmt.query_id = Q_CURSOR;
+	close_stmt.param_hash = 9;
+	close_stmt.start_us = declared_at;
+	close_stmt.end_us = f->now + 5;
+	close_stmt.rows = 150;
+	f->now += 10;
+	n1_detector_statement(f->d, &close_stmt, &r);
+	CHECK(!r.unit_started, "an early start_us is no gap");
+	CHECK(r.burst == NULL, "the cursor itself is no burst");
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst still open"))
+	{
+		CHECK_EQ(b->parent_calls, 1, "parent_calls after CLOSE");
+		CHECK_EQ_U64(b->parent_rows, 150, "parent_rows after CLOSE");
+		CHECK_EQ(b->kind, N1_KIND_N_PLUS_ONE, "still N+1");
+	}
+	n1_detector_end_unit(f->d, N1_END_TRANSACTION);
+	CHECK_EQ(f->n_ended, 1, "one burst ended");
+	CHECK_EQ(f->ended[0].burst.parent_calls, 1, "final parent_calls");
+	CHECK_EQ_U64(f->ended[0].burst.parent_rows, 150, "final parent_rows");
+	CHECK_EQ(f->d->units, 1, "one unit");
+	fixture_free(f);
+}
+
+/* Scenario 6: keyset pagination: a query is never its own parent. */
+static void
+test_keyset_pagination(void)
+{
+	Fixture    *f = fixture_new(5, 1000000);
+	const N1Burst *b;
+	int			i;
+
+	for (i = 0; i < 10; i++)
+		run(f, Q_PAGE, param(i), 100);
+	b = find_burst(f, Q_PAGE);
+	if (CHECK(b != NULL, "pagination is a burst"))
+	{
+		CHECK_EQ(b->kind, N1_KIND_LOOP, "LOOP");
+		CHECK_EQ_U64(b->parent_query_id, 0, "not its own parent");
+		CHECK_EQ(b->distinct_params, 10, "exact distinct count");
+	}
+	fixture_free(f);
+}
+
+/* Parent candidates must be seen first and have fewer calls. */
+static void
+test_parent_rules(void)
+{
+	Fixture    *f = fixture_new(5, 1000000);
+	const N1Burst *b;
+	int			i;
+
+	/* a list first seen after Q's first call is not Q's parent */
+	run(f, Q_CHILD, param(0), 1);
+	run(f, Q_LIST, 1, 20);
+	for (i = 1; i < 5; i++)
+		run(f, Q_CHILD, param(i), 1);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+	{
+		CHECK_EQ_U64(b->parent_query_id, 0, "later list is not a parent");
+		CHECK_EQ(b->kind, N1_KIND_LOOP, "LOOP");
+	}
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+
+	/* a list with as many calls as Q is a sibling, not a parent */
+	for (i = 0; i < 5; i++)
+	{
+		run(f, Q_LIST, param(i), 20);
+		run(f, Q_CHILD, param(i), 1);
+	}
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+		CHECK_EQ_U64(b->parent_query_id, 0, "equal calls: sibling, not parent");
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+
+	/* the most recently active candidate wins; the choice is kept */
+	run(f, Q_LIST, 1, 20);
+	run(f, Q_OTHER, 1, 5);
+	for (i = 0; i < 5; i++)
+		run(f, Q_CHILD, param(i), 1);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+		CHECK_EQ_U64(b->parent_query_id, Q_OTHER, "most recent candidate");
+	run(f, Q_LIST, 2, 30);		/* now more recent, but the parent is kept */
+	for (i = 5; i < 8; i++)
+		run(f, Q_CHILD, param(i), 1);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+	{
+		CHECK_EQ_U64(b->parent_query_id, Q_OTHER, "parent kept for the unit");
+		CHECK_EQ_U64(b->parent_rows, 5, "parent_rows of the kept parent");
+	}
+
+	/* a 1-row query is never a parent, however recent */
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+	run(f, Q_LIST, 1, 20);
+	run(f, Q_OTHER, 1, 1);
+	for (i = 0; i < 5; i++)
+		run(f, Q_CHILD, param(i), 1);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+		CHECK_EQ_U64(b->parent_query_id, Q_LIST, "1-row query skipped");
+	fixture_free(f);
+}
+
+/* Scenario 7: gaps and explicit ends split units. */
+static void
+test_gaps(void)
+{
+	Fixture    *f = fixture_new(5, 1000);
+	N1StatementResult r;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+		run(f, Q_CHILD, param(i), 1);
+	f->now += 1001;
+	for (i = 0; i < 4; i++)
+	{
+		r = run(f, Q_CHILD, param(i), 1);
+		CHECK(r.burst == NULL, "no burst across a gap");
+		CHECK(r.unit_started == (i == 0), "unit_started only on the first after the gap");
+	}
+	CHECK_EQ(f->n_ended, 0, "no bursts ended");
+	CHECK_EQ(f->d->units, 2, "two units");
+
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+	for (i = 0; i < 4; i++)
+		run(f, Q_CHILD, param(i), 1);
+	n1_detector_end_unit(f->d, N1_END_TRANSACTION);
+	for (i = 0; i < 4; i++)
+	{
+		r = run(f, Q_CHILD, param(i), 1);
+		CHECK(r.burst == NULL, "no burst across an explicit end");
+	}
+	CHECK_EQ(f->n_ended, 0, "no bursts ended");
+
+	/* a gap of exactly max_gap_us does not split */
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+	for (i = 0; i < 5; i++)
+	{
+		r = run(f, Q_CHILD, param(i), 1);
+		f->now += 1000 - THINK_US;	/* idle exactly max_gap_us */
+	}
+	CHECK(r.crossed, "gap == max_gap_us keeps the unit");
+	fixture_free(f);
+}
+
+/* A gap ends the unit and reports its bursts before the next statement counts. */
+static void
+test_gap_ends_bursts(void)
+{
+	Fixture    *f = fixture_new(3, 1000);
+	N1StatementResult r;
+	int			i;
+
+	run(f, Q_LIST, 1, 10);
+	for (i = 0; i < 5; i++)
+		run(f, Q_CHILD, param(i), 1);
+	for (i = 0; i < 3; i++)
+		run(f, Q_OTHER, 7, 1);
+	CHECK_EQ(open_bursts(f), 2, "two bursts");
+
+	f->now += 5000;
+	r = run(f, Q_CHILD, param(99), 1);
+	CHECK(r.unit_started, "gap opened a new unit");
+	CHECK(r.burst == NULL, "new unit starts counting afresh");
+	CHECK_EQ(f->n_ended, 2, "both bursts ended");
+	if (CHECK(f->n_ended == 2, "two callbacks"))
+	{
+		CHECK_EQ(f->ended[0].reason, N1_END_GAP, "reason GAP");
+		CHECK_EQ(f->ended[1].reason, N1_END_GAP, "reason GAP");
+		CHECK_EQ_U64(f->ended[0].burst.query_id, Q_CHILD, "first burst first");
+		CHECK_EQ(f->ended[0].burst.calls, 5, "final counts exclude the next unit");
+		CHECK_EQ(f->ended[0].burst.kind, N1_KIND_N_PLUS_ONE, "child kind");
+		CHECK(find_ended(f, Q_OTHER) != NULL &&
+			  find_ended(f, Q_OTHER)->burst.kind == N1_KIND_DUPLICATE, "other kind");
+		CHECK_EQ(f->ended[0].open_bursts, 2, "callback sees the ending unit");
+	}
+	CHECK_EQ(open_bursts(f), 0, "new unit has no bursts");
+
+	/* n1_detector_rows ends a unit on a gap too */
+	for (i = 0; i < 3; i++)
+		run(f, Q_PAGE, param(i), 1);
+	f->now += 5000;
+	n1_detector_rows(f->d, Q_CURSOR, 10, f->now);
+	CHECK_EQ(f->n_ended, 3, "rows after a gap ends the unit");
+	CHECK_EQ(f->ended[2].reason, N1_END_GAP, "reason GAP");
+	CHECK_EQ(f->d->units, 3, "rows opened a unit");
+	fixture_free(f);
+}
+
+/* Scenario 10: burst fields and timings. */
+static void
+test_burst_fields(void)
+{
+	Fixture    *f = fixture_new(3, 1000000);
+	N1Statement stmt;
+	N1StatementResult r;
+	const N1Burst *b;
+	int64_t		t = 5000;
+	int64_t		durations[5] = {10, 20, 30, 40, 50};
+	int64_t		first_start = 0;
+	int64_t		last_end = 0;
+	int			i;
+
+	for (i = 0; i < 5; i++)
+	{
+		stmt.query_id = Q_CHILD;
+		stmt.param_hash = param(i);
+		stmt.start_us = t;
+		stmt.end_us = t + durations[i];
+		stmt.rows = 1;
+		if (i == 0)
+			first_start = stmt.start_us;
+		last_end = stmt.end_us;
+		t = stmt.end_us + 7;
+		n1_detector_statement(f->d, &stmt, &r);
+	}
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+	{
+		CHECK_EQ(b->calls, 5, "calls include those before the crossing");
+		CHECK_EQ(b->exec_us, 150, "exec_us sums all calls");
+		CHECK_EQ(b->first_start_us, first_start, "first_start_us");
+		CHECK_EQ(b->last_end_us, last_end, "last_end_us");
+		CHECK_EQ(b->distinct_params, 5, "distinct_params");
+		CHECK_EQ(b->samples_taken, N1_BURST_SAMPLES, "samples_taken");
+		CHECK_EQ(b->index, 0, "index");
+	}
+
+	/* a statement whose clock went backwards adds no negative time */
+	stmt.param_hash = param(10);
+	stmt.start_us = t;
+	stmt.end_us = t - 5;
+	n1_detector_statement(f->d, &stmt, &r);
+	CHECK(r.burst != NULL && r.burst->exec_us == 150, "negative durations ignored");
+	CHECK(!r.capture_sample, "no samples past N1_BURST_SAMPLES");
+	fixture_free(f);
+}
+
+/* n1_detector_configure changes thresholds from the next statement on. */
+static void
+test_configure(void)
+{
+	Fixture    *f = fixture_new(10, 1000000);
+	N1StatementResult r;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+		r = run(f, Q_CHILD, param(i), 1);
+	CHECK(r.burst == NULL, "below min_calls 10");
+	n1_detector_configure(f->d, 3, 1000000);
+	r = run(f, Q_CHILD, param(4), 1);
+	CHECK(r.crossed, "lowered min_calls: crosses on the next call");
+	if (CHECK(r.burst != NULL, "burst"))
+		CHECK_EQ(r.burst->calls, 5, "all calls counted");
+
+	/* min_calls below 2 is treated as 2: one call is never a burst */
+	n1_detector_configure(f->d, 1, 1000000);
+	r = run(f, Q_OTHER, 1, 1);
+	CHECK(r.burst == NULL, "a single call is no burst");
+	r = run(f, Q_OTHER, 1, 1);
+	CHECK(r.crossed, "crosses at 2");
+
+	/* max_gap_us change takes effect */
+	n1_detector_configure(f->d, 3, 10);
+	f->now += 50;
+	r = run(f, Q_OTHER, 1, 1);
+	CHECK(r.unit_started, "smaller max_gap_us splits units");
+	CHECK_EQ(f->n_ended, 2, "previous unit's bursts ended");
+	CHECK_EQ(f->d->config.min_calls, 3, "configured min_calls");
+	CHECK(f->d->config.burst_ended == record_ended, "callback kept");
+
+	/* negative gap clamps to 0: any idle time splits */
+	n1_detector_configure(f->d, 3, -5);
+	f->now += 1;
+	r = run(f, Q_OTHER, 1, 1);
+	CHECK(r.unit_started, "max_gap_us < 0 treated as 0");
+	fixture_free(f);
+}
+
+/* Scenario 9: exact distinct counts, then linear counting. */
+static void
+test_distinct_params(void)
+{
+	Fixture    *f = fixture_new(2, 1000000000);
+	const N1Burst *b;
+	int			i;
+
+	/* exact up to N1_DISTINCT_EXACT, repeats ignored */
+	for (i = 0; i < N1_DISTINCT_EXACT; i++)
+	{
+		run(f, Q_CHILD, param(i), 1);
+		run(f, Q_CHILD, param(i), 1);
+	}
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+		CHECK_EQ(b->distinct_params, N1_DISTINCT_EXACT, "exact count");
+	run(f, Q_CHILD, param(N1_DISTINCT_EXACT), 1);
+	CHECK(b != NULL && b->distinct_params == N1_DISTINCT_EXACT + 1,
+		  "one past exact still counted");
+
+	/* 1,000 distinct: within 5% */
+	for (i = N1_DISTINCT_EXACT + 1; i < 1000; i++)
+		run(f, Q_CHILD, param(i), 1);
+	for (i = 0; i < 1000; i += 3)
+		run(f, Q_CHILD, param(i), 1);	/* repeats change nothing */
+	if (b != NULL)
+	{
+		CHECK(b->distinct_params >= 950 && b->distinct_params <= 1050,
+			  "1,000 distinct estimated within 5%");
+	}
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+
+	/* sequential small integers as hashes: the detector mixes them itself */
+	for (i = 0; i < 1000; i++)
+		run(f, Q_CHILD, (uint64_t) i, 1);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+	{
+		CHECK(b->distinct_params >= 950 && b->distinct_params <= 1050,
+			  "sequential hashes estimated within 5%");
+	}
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+
+	/* never more distinct params than calls */
+	for (i = 0; i < 40; i++)
+		run(f, Q_CHILD, param(i), 1);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+		CHECK(b->distinct_params > N1_DISTINCT_EXACT && b->distinct_params <= 40,
+			  "estimate bounded by calls");
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+
+	/* saturation: large and finite */
+	for (i = 0; i < 200000; i++)
+		run(f, Q_CHILD, param(i), 1);
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst"))
+	{
+		CHECK(b->distinct_params > 5000 && b->distinct_params < 20000,
+			  "saturated bitmap gives a sane number");
+	}
+	fixture_free(f);
+}
+
+/* Scenario 8: 10,000 distinct queries in one unit. */
+static void
+test_many_queries(void)
+{
+	Fixture    *f = fixture_new(5, 1000000000);
+	const N1Burst *b;
+	N1StatementResult r;
+	uint64_t	evicted_before;
+	int			n_queries_before;
+	int			i;
+	int			one_offs_ok = 1;
+
+	run(f, Q_LIST, 1, 20);
+	run(f, Q_OTHER, 1, 5);		/* could be a parent: kept over 1-row queries */
+	for (i = 0; i < 5; i++)
+		run(f, Q_CHILD, param(i), 1);
+	b = find_burst(f, Q_CHILD);
+	CHECK(b != NULL && b->parent_query_id == Q_OTHER, "burst with a parent");
+
+	for (i = 0; i < 10000; i++)
+	{
+		r = run(f, 1000000 + (uint64_t) i, 1, 1);
+		if (r.burst != NULL || r.crossed)
+			one_offs_ok = 0;
+		if (i % 100 == 0)
+			run(f, Q_CHILD, param(100 + i), 1);
+	}
+	CHECK(one_offs_ok, "one-off queries are no bursts");
+	CHECK(f->d->n_queries <= N1_UNIT_MAX_QUERIES, "table bounded");
+	CHECK_EQ(f->d->n_queries, N1_UNIT_MAX_QUERIES, "table full");
+	CHECK_EQ_U64(f->d->evicted_queries,
+				 (uint64_t) (10000 + 3 - N1_UNIT_MAX_QUERIES), "evictions counted");
+	CHECK(tracked(f, Q_CHILD), "burst query never evicted");
+	CHECK(tracked(f, Q_OTHER), "parent never evicted");
+	CHECK(tracked(f, Q_LIST), "possible parent (20 rows) kept over 1-row queries");
+	b = find_burst(f, Q_CHILD);
+	if (CHECK(b != NULL, "burst survives"))
+	{
+		CHECK_EQ(b->calls, 5 + 100, "burst calls all counted");
+		CHECK_EQ_U64(b->parent_query_id, Q_OTHER, "parent kept");
+	}
+	run(f, Q_OTHER, 2, 50);
+	CHECK(b != NULL && b->parent_rows == 50 && b->parent_calls == 2,
+		  "parent still tracked after evictions");
+
+	/*
+	 * Every tracked query must still be found through the index after all
+	 * the deletions: calling each again must neither add nor evict.
+	 */
+	evicted_before = f->d->evicted_queries;
+	n_queries_before = f->d->n_queries;
+	{
+		uint64_t	ids[N1_UNIT_MAX_QUERIES];
+		int			n = f->d->n_queries;
+
+		for (i = 0; i < n; i++)
+			ids[i] = f->d->queries[i].query_id;
+		for (i = 0; i < n; i++)
+			run(f, ids[i], 1, 1);
+	}
+	CHECK_EQ_U64(f->d->evicted_queries, evicted_before, "index consistent after deletions");
+	CHECK_EQ(f->d->n_queries, n_queries_before, "no duplicate entries");
+
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+	CHECK_EQ(f->n_ended, 1, "one burst ended");
+	CHECK_EQ(f->d->n_queries, 0, "unit reset");
+
+	/* the next unit works normally */
+	run(f, Q_LIST, 1, 20);
+	for (i = 0; i < 5; i++)
+		r = run(f, Q_CHILD, param(i), 1);
+	CHECK(r.crossed && r.burst != NULL && r.burst->parent_query_id == Q_LIST,
+		  "fresh unit after a full one");
+	fixture_free(f);
+}
+
+/* Scenario 8, bursts: more crossing queries than N1_UNIT_MAX_BURSTS. */
+static void
+test_too_many_bursts(void)
+{
+	Fixture    *f = fixture_new(2, 1000000000);
+	N1StatementResult r;
+	int			q,
+				i;
+	int			extra = 5;
+	int			no_burst_ok = 1;
+
+	for (q = 0; q < N1_UNIT_MAX_BURSTS + extra; q++)
+	{
+		for (i = 0; i < 4; i++)
+		{
+			r = run(f, 5000 + (uint64_t) q, param(i), 1);
+			if (q >= N1_UNIT_MAX_BURSTS && (r.burst != NULL || r.crossed || r.capture_sample))
+				no_burst_ok = 0;
+		}
+	}
+	CHECK(no_burst_ok, "dropped bursts give no burst, crossing or samples");
+	CHECK_EQ(open_bursts(f), N1_UNIT_MAX_BURSTS, "bursts capped");
+	CHECK_EQ_U64(f->d->dropped_bursts, (uint64_t) extra, "each dropped query counted once");
+
+	/* many one-off queries now: eviction must still find victims */
+	for (i = 0; i < 1000; i++)
+		run(f, 900000 + (uint64_t) i, 1, 1);
+	for (q = 0; q < N1_UNIT_MAX_BURSTS; q++)
+		CHECK(tracked(f, 5000 + (uint64_t) q), "burst queries kept");
+	n1_detector_end_unit(f->d, N1_END_APPLICATION);
+	CHECK_EQ(f->n_ended, N1_UNIT_MAX_BURSTS, "one callback per kept burst");
+	CHECK_EQ(f->ended[0].reason, N1_END_APPLICATION, "reason");
+	fixture_free(f);
+}
+
+/* Odd inputs: no callback, query_id 0, nested statements. */
+static void
+test_edge_cases(void)
+{
+	N1Detector *d = calloc(1, sizeof(N1Detector));
+	N1DetectorConfig config;
+	N1Statement stmt;
+	N1StatementResult r;
+	const N1Burst *bursts;
+	int			i;
+
+	if (d == NULL)
+		exit(2);
+	memset(&config, 0, sizeof(config));
+	config.min_calls = 3;
+	config.max_gap_us = 100;
+	n1_detector_init(d, &config);
+	CHECK_EQ(n1_detector_bursts(d, &bursts), 0, "no unit, no bursts");
+	n1_detector_end_unit(d, N1_END_EXIT);	/* no unit: no-op */
+	CHECK_EQ(d->units, 0, "no unit opened");
+
+	/* no callback set: units still end cleanly */
+	for (i = 0; i < 3; i++)
+	{
+		stmt.query_id = Q_CHILD;
+		stmt.param_hash = param(i);
+		stmt.start_us = 1000 + i * 10;
+		stmt.end_us = stmt.start_us + 5;
+		stmt.rows = 1;
+		n1_detector_statement(d, &stmt, &r);
+	}
+	CHECK(r.crossed, "burst without a callback");
+	n1_detector_end_unit(d, N1_END_EXIT);
+	CHECK_EQ(n1_detector_bursts(d, &bursts), 0, "ended");
+
+	/* query_id 0 is not tracked but keeps the unit alive */
+	stmt.query_id = 0;
+	stmt.start_us = 5000;
+	stmt.end_us = 5050;
+	n1_detector_statement(d, &stmt, &r);
+	CHECK(r.unit_started && r.burst == NULL, "query_id 0 opens a unit, no burst");
+	CHECK_EQ(d->n_queries, 0, "query_id 0 not tracked");
+	stmt.query_id = Q_CHILD;
+	stmt.start_us = 5140;		/* 90 after the id-0 statement ended */
+	stmt.end_us = 5150;
+	n1_detector_statement(d, &stmt, &r);
+	CHECK(!r.unit_started, "activity of query_id 0 counts for the gap");
+
+	/*
+	 * Nested statements: the outer function's event arrives last with an
+	 * early start; the gap is measured from the latest end seen.
+	 */
+	n1_detector_end_unit(d, N1_END_EXIT);
+	for (i = 0; i < 3; i++)
+	{
+		stmt.query_id = Q_CHILD;
+		stmt.param_hash = param(i);
+		stmt.start_us = 10000 + i * 50;
+		stmt.end_us = stmt.start_us + 10;
+		n1_detector_statement(d, &stmt, &r);
+	}
+	stmt.query_id = Q_LIST;
+	stmt.start_us = 9990;
+	stmt.end_us = 10500;
+	stmt.rows = 1;
+	n1_detector_statement(d, &stmt, &r);
+	CHECK(!r.unit_started, "outer statement is no gap");
+	stmt.query_id = Q_CHILD;
+	stmt.start_us = 10550;		/* 50 after the outer end, 440 after the last inner */
+	stmt.end_us = 10560;
+	n1_detector_statement(d, &stmt, &r);
+	CHECK(!r.unit_started, "gap measured from the latest end");
+	CHECK(r.burst != NULL && r.burst->calls == 4, "same unit continues");
+	free(d);
+}
+
+int
+main(void)
+{
+	test_kind_names();
+	test_list_with_siblings();
+	test_nested_loops();
+	test_pgbench_loop();
+	test_duplicate();
+	test_cursor_parent();
+	test_keyset_pagination();
+	test_parent_rules();
+	test_gaps();
+	test_gap_ends_bursts();
+	test_burst_fields();
+	test_configure();
+	test_distinct_params();
+	test_many_queries();
+	test_too_many_bursts();
+	test_edge_cases();
+
+	printf("unit: %d passed, %d failed\n", tally.passed, tally.failed);
+	return tally.failed > 0 ? 1 : 0;
+}
