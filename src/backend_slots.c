@@ -1,0 +1,187 @@
+/*
+ * backend_slots.c
+ *		Per-backend slots in shared memory: each backend writes only its own
+ *		slot (recent statements, bursts in progress), without any lock.
+ *
+ * Writers follow the change-count protocol of core's PgBackendStatus
+ * (st_changecount): the count is odd while the owner writes, and a reader
+ * copies the slot and retries until it saw the same even count before and
+ * after the copy.  So the statement path never waits for anyone and readers
+ * never see a torn record.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+
+#include "n1detect.h"
+
+static N1BackendSlot *slots = NULL;
+static int	n_slots = 0;
+static N1BackendSlot *my_slot = NULL;
+
+/* Slots: one per backend, plus auxiliary processes (they own proc numbers on 17+). */
+static int
+slot_count_for_settings(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS;
+}
+
+Size
+n1_slots_shmem_size(void)
+{
+	return mul_size(slot_count_for_settings(), sizeof(N1BackendSlot));
+}
+
+void
+n1_slots_shmem_init(void)
+{
+	bool		found;
+
+	n_slots = slot_count_for_settings();
+	slots = ShmemInitStruct("n1detect backend slots",
+							n1_slots_shmem_size(), &found);
+	if (!found)
+		memset(slots, 0, n1_slots_shmem_size());
+}
+
+int
+n1_slot_count(void)
+{
+	return slots ? n_slots : 0;
+}
+
+#define BEGIN_WRITE(slot) \
+	do { \
+		(slot)->changecount++; \
+		pg_write_barrier(); \
+	} while (0)
+
+#define END_WRITE(slot) \
+	do { \
+		pg_write_barrier(); \
+		(slot)->changecount++; \
+	} while (0)
+
+/* Frees this backend's slot at exit (bursts were already published). */
+static void
+release_slot(int code, Datum arg)
+{
+	N1BackendSlot *slot = my_slot;
+
+	if (slot == NULL)
+		return;
+	BEGIN_WRITE(slot);
+	slot->pid = 0;
+	memset(slot->bursts, 0, sizeof(slot->bursts));
+	END_WRITE(slot);
+	my_slot = NULL;
+}
+
+/*
+ * This backend's slot, claimed on first use; NULL without shared memory or
+ * without a proc number (should not happen for a backend running queries).
+ */
+N1BackendSlot *
+n1_my_slot(void)
+{
+	int			index;
+	N1BackendSlot *slot;
+
+	if (likely(my_slot != NULL))
+		return my_slot;
+	if (slots == NULL)
+		return NULL;
+
+#if PG_VERSION_NUM >= 170000
+	index = MyProcNumber;
+#else
+	index = MyBackendId - 1;
+#endif
+	if (index < 0 || index >= n_slots)
+		return NULL;
+
+	slot = &slots[index];
+	BEGIN_WRITE(slot);
+	slot->pid = MyProcPid;
+	slot->dbid = MyDatabaseId;
+	slot->userid = GetSessionUserId();
+	slot->application_name[0] = '\0';
+	slot->events_written = 0;
+	memset(slot->events, 0, sizeof(slot->events));
+	memset(slot->bursts, 0, sizeof(slot->bursts));
+	END_WRITE(slot);
+
+	my_slot = slot;
+	before_shmem_exit(release_slot, (Datum) 0);
+	return slot;
+}
+
+void
+n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event)
+{
+	N1SlotEvent *target = &slot->events[slot->events_written % N1_SLOT_EVENTS];
+
+	BEGIN_WRITE(slot);
+	*target = *event;
+	slot->events_written++;
+	END_WRITE(slot);
+}
+
+void
+n1_slot_write_burst(N1BackendSlot *slot, int index, const N1SlotBurst *burst)
+{
+	Assert(index >= 0 && index < N1_SLOT_BURSTS);
+	BEGIN_WRITE(slot);
+	slot->bursts[index] = *burst;
+	END_WRITE(slot);
+}
+
+void
+n1_slot_clear_burst(N1BackendSlot *slot, int index)
+{
+	Assert(index >= 0 && index < N1_SLOT_BURSTS);
+	if (!slot->bursts[index].used)
+		return;
+	BEGIN_WRITE(slot);
+	slot->bursts[index].used = false;
+	END_WRITE(slot);
+}
+
+void
+n1_slot_set_application_name(N1BackendSlot *slot, const char *name)
+{
+	BEGIN_WRITE(slot);
+	strlcpy(slot->application_name, name ? name : "", NAMEDATALEN);
+	END_WRITE(slot);
+}
+
+/*
+ * Copies slot number index into *copy.  Returns false for a free slot.
+ * Retries while the owner is writing, as pgstat_read_current_status does.
+ */
+bool
+n1_slot_read(int index, N1BackendSlot *copy)
+{
+	volatile N1BackendSlot *slot = &slots[index];
+
+	for (;;)
+	{
+		uint32		before = slot->changecount;
+		uint32		after;
+
+		pg_read_barrier();
+		if (slot->pid == 0 && (before & 1) == 0)
+			return false;
+		memcpy(copy, (const void *) slot, sizeof(N1BackendSlot));
+		pg_read_barrier();
+		after = slot->changecount;
+		if (before == after && (before & 1) == 0)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return copy->pid != 0;
+}

@@ -1,0 +1,241 @@
+/*
+ * n1detect.c
+ *		Module entry point: settings (GUCs), shared-memory reservation and
+ *		start-up, and installation of the recording hooks.
+ *
+ * Everything that needs shared memory requires shared_preload_libraries;
+ * the fast_count functions work without it (their settings are defined
+ * whenever the library is loaded).
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+#if PG_VERSION_NUM >= 160000
+#include "nodes/queryjumble.h"
+#else
+#include "utils/queryjumble.h"
+#endif
+
+#include "fast_count.h"
+#include "n1detect.h"
+
+PG_MODULE_MAGIC;
+
+int			n1_track = N1_TRACK_TOP;
+int			n1_min_calls = 5;
+int			n1_max_gap_ms = 100;
+int			n1_action = N1_ACTION_NONE;
+int			n1_action_kinds = (1 << N1_KIND_N_PLUS_ONE);
+int			n1_max_offenders = 1000;
+int			n1_max_bursts = 1000;
+bool		n1_save = true;
+
+static char *n1_action_kinds_string = NULL;
+
+static const struct config_enum_entry track_options[] = {
+	{"none", N1_TRACK_NONE, false},
+	{"top", N1_TRACK_TOP, false},
+	{"all", N1_TRACK_ALL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry action_options[] = {
+	{"none", N1_ACTION_NONE, false},
+	{"log", N1_ACTION_LOG, false},
+	{"warning", N1_ACTION_WARNING, false},
+	{"error", N1_ACTION_ERROR, false},
+	{NULL, 0, false}
+};
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/* SQL name of a kind, as shown in the views. */
+const char *
+n1_kind_sql_name(int kind)
+{
+	return n1_kind_name((N1Kind) kind);
+}
+
+/* Parses n1detect.action_kinds ("n_plus_one, duplicate, loop") into a bitmask. */
+static bool
+check_action_kinds(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *names;
+	ListCell   *lc;
+	int			mask = 0;
+	int		   *result;
+
+	if (!SplitIdentifierString(raw, ',', &names))
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		pfree(raw);
+		list_free(names);
+		return false;
+	}
+	foreach(lc, names)
+	{
+		const char *name = (const char *) lfirst(lc);
+
+		if (pg_strcasecmp(name, "n_plus_one") == 0)
+			mask |= (1 << N1_KIND_N_PLUS_ONE);
+		else if (pg_strcasecmp(name, "duplicate") == 0)
+			mask |= (1 << N1_KIND_DUPLICATE);
+		else if (pg_strcasecmp(name, "loop") == 0)
+			mask |= (1 << N1_KIND_LOOP);
+		else
+		{
+			GUC_check_errdetail("Unrecognized kind \"%s\".", name);
+			GUC_check_errhint("Valid kinds are n_plus_one, duplicate and loop.");
+			pfree(raw);
+			list_free(names);
+			return false;
+		}
+	}
+	pfree(raw);
+	list_free(names);
+
+	/* GUC "extra" data must be malloc'd (guc_malloc on 16+) */
+	result = (int *) malloc(sizeof(int));
+	if (result == NULL)
+		return false;
+	*result = mask;
+	*extra = result;
+	return true;
+}
+
+static void
+assign_action_kinds(const char *newval, void *extra)
+{
+	n1_action_kinds = *((int *) extra);
+}
+
+static void
+n1_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(add_size(n1_offenders_shmem_size(), n1_slots_shmem_size()));
+	RequestNamedLWLockTranche("n1detect", 1);
+}
+
+/* Saves the offenders at postmaster shutdown (registered by the postmaster only). */
+static void
+n1_shmem_shutdown(int code, Datum arg)
+{
+	/* Don't save after a crash: the data may be inconsistent. */
+	if (code != 0)
+		return;
+	if (n1_shared == NULL || !n1_save)
+		return;
+	n1_persistence_save();
+}
+
+static void
+n1_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	n1_offenders_shmem_init();
+	n1_slots_shmem_init();
+
+	/* Only the postmaster (or a standalone backend) loads and saves. */
+	if (!IsUnderPostmaster)
+	{
+		on_shmem_exit(n1_shmem_shutdown, (Datum) 0);
+		n1_persistence_load();
+	}
+}
+
+/* Raises the error every detection function gives without preloading. */
+void
+n1_require_preload(void)
+{
+	if (n1_shared == NULL || n1_offenders_hash == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("n1detect must be loaded via shared_preload_libraries"),
+				 errdetail("N+1 detection records statements from shared memory that is reserved at server start."),
+				 errhint("Add n1detect to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+void
+_PG_init(void)
+{
+	/* Settings used by fast_count work with or without preloading. */
+	n1_fast_count_define_gucs();
+
+	DefineCustomEnumVariable("n1detect.track",
+							 "Selects which statements n1detect records.",
+							 "top records statements issued by clients; all also records statements inside functions; none turns recording off.",
+							 &n1_track, N1_TRACK_TOP, track_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("n1detect.min_calls",
+							"Calls of one query within a unit of work that make a burst.",
+							NULL,
+							&n1_min_calls, 5, 2, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("n1detect.max_gap",
+							"Idle time between two statements that ends a unit of work.",
+							NULL,
+							&n1_max_gap_ms, 100, 0, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("n1detect.action",
+							 "What to do when a query crosses n1detect.min_calls.",
+							 "none only records; log writes a LOG line; warning sends a WARNING to the client; error raises an ERROR.",
+							 &n1_action, N1_ACTION_NONE, action_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("n1detect.action_kinds",
+							   "Kinds of burst that n1detect.action applies to.",
+							   "Comma-separated list of n_plus_one, duplicate, loop.",
+							   &n1_action_kinds_string, "n_plus_one",
+							   PGC_USERSET, GUC_LIST_INPUT,
+							   check_action_kinds, assign_action_kinds, NULL);
+
+	DefineCustomIntVariable("n1detect.max_offenders",
+							"Maximum number of rows kept in n1_offenders.",
+							NULL,
+							&n1_max_offenders, 1000, 100, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("n1detect.max_bursts",
+							"Number of recent bursts kept for n1_bursts.",
+							NULL,
+							&n1_max_bursts, 1000, 10, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("n1detect.save",
+							 "Saves n1_offenders across server shutdowns.",
+							 NULL,
+							 &n1_save, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("n1detect");
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	/* Query ids are what bursts are made of: have core compute them. */
+	EnableQueryId();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = n1_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = n1_shmem_startup;
+
+	n1_recorder_install_hooks();
+}

@@ -1,0 +1,214 @@
+/*
+ * n1detect.h
+ *		Declarations shared by the server-side parts of n1detect: settings,
+ *		the shared-memory layout, and the entry points each file offers the
+ *		others.  The detection logic itself is in detector.h (no PostgreSQL
+ *		headers there).
+ */
+#ifndef N1DETECT_H
+#define N1DETECT_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "detector.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "port/atomics.h"
+
+/* ---- settings (n1detect.c) ---- */
+
+typedef enum N1Track
+{
+	N1_TRACK_NONE,
+	N1_TRACK_TOP,
+	N1_TRACK_ALL
+} N1Track;
+
+typedef enum N1Action
+{
+	N1_ACTION_NONE,
+	N1_ACTION_LOG,
+	N1_ACTION_WARNING,
+	N1_ACTION_ERROR
+} N1Action;
+
+extern int	n1_track;
+extern int	n1_min_calls;
+extern int	n1_max_gap_ms;
+extern int	n1_action;
+extern int	n1_action_kinds;	/* bitmask of (1 << N1Kind) */
+extern int	n1_max_offenders;
+extern int	n1_max_bursts;
+extern bool n1_save;
+
+/* ---- sizes ---- */
+
+/* Bytes kept of a normalized query text (like track_activity_query_size's default). */
+#define N1_QUERY_TEXT_LEN 1024
+/* Bytes kept of one sample parameter list. */
+#define N1_SAMPLE_LEN 128
+/* Recent statements kept in each backend's slot. */
+#define N1_SLOT_EVENTS 16
+/* Bursts in progress that a backend's slot shows to readers. */
+#define N1_SLOT_BURSTS 8
+
+/* ---- shared state (offenders.c) ---- */
+
+typedef struct N1OffenderKey
+{
+	Oid			userid;
+	Oid			dbid;
+	uint64		queryid;
+	uint64		parent_queryid;
+	int32		kind;			/* N1Kind */
+	int32		pad;			/* zero; keeps the key free of uninitialized bytes */
+} N1OffenderKey;
+
+typedef struct N1Samples
+{
+	int			count;
+	char		values[N1_BURST_SAMPLES][N1_SAMPLE_LEN];
+} N1Samples;
+
+/* One row of n1_offenders as stored in shared memory. */
+typedef struct N1Offender
+{
+	N1OffenderKey key;			/* hash key; must be first */
+	int64		bursts;
+	int64		calls;
+	int64		max_calls;
+	int64		max_distinct_params;
+	int64		max_parent_rows;
+	int64		total_exec_us;
+	TimestampTz first_seen;
+	TimestampTz last_seen;
+	double		usage;			/* for eviction, as pg_stat_statements */
+	char		application_name[NAMEDATALEN];
+	N1Samples	samples;
+	char		query[N1_QUERY_TEXT_LEN];	/* "" when unknown */
+	char		parent_query[N1_QUERY_TEXT_LEN];
+} N1Offender;
+
+/* One finished burst, for the n1_bursts ring. */
+typedef struct N1BurstRecord
+{
+	int			pid;
+	Oid			userid;
+	Oid			dbid;
+	TimestampTz started_at;
+	TimestampTz ended_at;
+	uint64		queryid;
+	uint64		parent_queryid;
+	int32		kind;
+	int64		calls;
+	int64		distinct_params;
+	int64		parent_calls;
+	int64		parent_rows;
+	int64		exec_us;
+	char		application_name[NAMEDATALEN];
+} N1BurstRecord;
+
+typedef struct N1SharedState
+{
+	LWLock	   *lock;			/* offenders hash table and burst ring */
+	pg_atomic_uint64 generation;	/* bumped by n1_reset(): older bursts in progress are void */
+	int64		dealloc;		/* evictions; under lock */
+	int64		bursts_total;	/* finished bursts recorded; under lock */
+	TimestampTz stats_reset;	/* under lock */
+	uint64		ring_next;		/* bursts written to the ring so far; under lock */
+	N1BurstRecord ring[FLEXIBLE_ARRAY_MEMBER];	/* n1_max_bursts records */
+} N1SharedState;
+
+extern N1SharedState *n1_shared;
+extern struct HTAB *n1_offenders_hash;
+
+extern Size n1_offenders_shmem_size(void);
+extern void n1_offenders_shmem_init(void);
+extern void n1_offender_publish(const N1OffenderKey *key, const char *query,
+								const char *parent_query);
+extern void n1_offender_record_burst(const N1OffenderKey *key, const N1Burst *burst,
+									 const N1Samples *samples, const char *application_name,
+									 const char *query, const char *parent_query,
+									 uint64 generation);
+extern void n1_offenders_reset(void);
+extern N1Offender *n1_offender_insert_locked(const N1OffenderKey *key, bool *found);
+
+/* ---- per-backend slots (backend_slots.c) ---- */
+
+typedef struct N1SlotEvent
+{
+	uint64		seq;
+	uint64		queryid;
+	uint64		param_hash;
+	TimestampTz start;
+	int64		exec_us;
+	uint64		rows;
+	int32		nesting_level;
+} N1SlotEvent;
+
+typedef struct N1SlotBurst
+{
+	bool		used;
+	uint64		generation;
+	Oid			userid;
+	uint64		queryid;
+	uint64		parent_queryid;
+	int32		kind;
+	int64		calls;
+	int64		distinct_params;
+	int64		parent_calls;
+	int64		parent_rows;
+	int64		exec_us;
+	TimestampTz first_start;
+	TimestampTz last_end;
+	N1Samples	samples;
+} N1SlotBurst;
+
+typedef struct N1BackendSlot
+{
+	/* change count: odd while the owner writes; readers retry until stable */
+	volatile uint32 changecount;
+	int			pid;			/* 0 = free */
+	Oid			dbid;
+	Oid			userid;
+	char		application_name[NAMEDATALEN];
+	uint64		events_written;
+	N1SlotEvent events[N1_SLOT_EVENTS];
+	N1SlotBurst bursts[N1_SLOT_BURSTS];
+} N1BackendSlot;
+
+extern Size n1_slots_shmem_size(void);
+extern void n1_slots_shmem_init(void);
+extern N1BackendSlot *n1_my_slot(void);
+extern void n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event);
+extern void n1_slot_write_burst(N1BackendSlot *slot, int index, const N1SlotBurst *burst);
+extern void n1_slot_clear_burst(N1BackendSlot *slot, int index);
+extern void n1_slot_set_application_name(N1BackendSlot *slot, const char *name);
+extern int	n1_slot_count(void);
+extern bool n1_slot_read(int index, N1BackendSlot *copy);
+
+/* ---- recording (recorder.c) ---- */
+
+extern void n1_recorder_install_hooks(void);
+extern void n1_mark_own_statement(void);
+
+/* ---- normalized query texts (query_text.c) ---- */
+
+struct JumbleState;
+extern void n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
+								   int query_len, struct JumbleState *jstate);
+extern const char *n1_query_text_lookup(uint64 queryid);
+extern void n1_query_literals(const char *sql, int loc, int len, char *out, int outlen);
+
+/* ---- persistence (persistence.c) ---- */
+
+extern void n1_persistence_load(void);
+extern void n1_persistence_save(void);
+
+/* ---- helpers ---- */
+
+extern void n1_require_preload(void);
+extern const char *n1_kind_sql_name(int kind);
+
+#endif							/* N1DETECT_H */

@@ -1,0 +1,257 @@
+/*
+ * offenders.c
+ *		The shared table behind n1_offenders and the ring behind n1_bursts.
+ *
+ * Only the slow path comes here: once when a query becomes a burst (so that
+ * its query texts are visible while the burst runs) and once when the burst
+ * ends (its counts are added).  The table is bounded by
+ * n1detect.max_offenders: when it is full the least used entries are
+ * evicted, as pg_stat_statements does.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "n1detect.h"
+
+N1SharedState *n1_shared = NULL;
+HTAB	   *n1_offenders_hash = NULL;
+
+/* Share of entries evicted at once, and the usage decay applied then. */
+#define EVICT_FRACTION 0.05
+#define USAGE_DECAY 0.99
+
+Size
+n1_offenders_shmem_size(void)
+{
+	Size		size;
+
+	size = add_size(offsetof(N1SharedState, ring),
+					mul_size(n1_max_bursts, sizeof(N1BurstRecord)));
+	size = add_size(size, hash_estimate_size(n1_max_offenders, sizeof(N1Offender)));
+	return size;
+}
+
+void
+n1_offenders_shmem_init(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+
+	n1_shared = ShmemInitStruct("n1detect state",
+								add_size(offsetof(N1SharedState, ring),
+										 mul_size(n1_max_bursts, sizeof(N1BurstRecord))),
+								&found);
+	if (!found)
+	{
+		n1_shared->lock = &(GetNamedLWLockTranche("n1detect"))->lock;
+		pg_atomic_init_u64(&n1_shared->generation, 1);
+		n1_shared->dealloc = 0;
+		n1_shared->bursts_total = 0;
+		n1_shared->stats_reset = GetCurrentTimestamp();
+		n1_shared->ring_next = 0;
+	}
+
+	info.keysize = sizeof(N1OffenderKey);
+	info.entrysize = sizeof(N1Offender);
+	n1_offenders_hash = ShmemInitHash("n1detect offenders",
+									  n1_max_offenders, n1_max_offenders,
+									  &info, HASH_ELEM | HASH_BLOBS);
+
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static int
+usage_compare(const void *a, const void *b)
+{
+	double		la = (*(N1Offender *const *) a)->usage;
+	double		lb = (*(N1Offender *const *) b)->usage;
+
+	if (la < lb)
+		return -1;
+	if (la > lb)
+		return 1;
+	return 0;
+}
+
+/* Evicts the least used entries; caller holds the lock exclusively. */
+static void
+evict_locked(void)
+{
+	HASH_SEQ_STATUS status;
+	N1Offender **entries;
+	N1Offender *entry;
+	int			n = 0;
+	int			n_evict;
+
+	entries = palloc(hash_get_num_entries(n1_offenders_hash) * sizeof(N1Offender *));
+	hash_seq_init(&status, n1_offenders_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		entries[n++] = entry;
+		entry->usage *= USAGE_DECAY;
+	}
+	qsort(entries, n, sizeof(N1Offender *), usage_compare);
+
+	n_evict = Max(1, (int) (n * EVICT_FRACTION));
+	n_evict = Min(n_evict, n);
+	for (int i = 0; i < n_evict; i++)
+		hash_search(n1_offenders_hash, &entries[i]->key, HASH_REMOVE, NULL);
+	pfree(entries);
+	n1_shared->dealloc++;
+}
+
+/*
+ * Finds or creates the entry for key; caller holds the lock exclusively.
+ * A new entry is zeroed but for its key.
+ */
+N1Offender *
+n1_offender_insert_locked(const N1OffenderKey *key, bool *found)
+{
+	N1Offender *entry;
+
+	entry = hash_search(n1_offenders_hash, key, HASH_FIND, NULL);
+	if (entry)
+	{
+		*found = true;
+		return entry;
+	}
+	if (hash_get_num_entries(n1_offenders_hash) >= n1_max_offenders)
+		evict_locked();
+	entry = hash_search(n1_offenders_hash, key, HASH_ENTER, found);
+	Assert(!*found);
+	memset((char *) entry + sizeof(N1OffenderKey), 0,
+		   sizeof(N1Offender) - sizeof(N1OffenderKey));
+	return entry;
+}
+
+static void
+fill_texts(N1Offender *entry, const char *query, const char *parent_query)
+{
+	if (entry->query[0] == '\0' && query)
+		strlcpy(entry->query, query, N1_QUERY_TEXT_LEN);
+	if (entry->parent_query[0] == '\0' && parent_query)
+		strlcpy(entry->parent_query, parent_query, N1_QUERY_TEXT_LEN);
+}
+
+/*
+ * A query just became a burst of this kind: make sure its row exists, with
+ * texts, so that readers can show the burst while it runs.  Takes the lock
+ * exclusively only when the row is missing or lacks a text.
+ */
+void
+n1_offender_publish(const N1OffenderKey *key, const char *query, const char *parent_query)
+{
+	N1Offender *entry;
+	bool		found;
+
+	LWLockAcquire(n1_shared->lock, LW_SHARED);
+	entry = hash_search(n1_offenders_hash, key, HASH_FIND, NULL);
+	if (entry &&
+		(entry->query[0] != '\0' || query == NULL) &&
+		(entry->parent_query[0] != '\0' || parent_query == NULL))
+	{
+		LWLockRelease(n1_shared->lock);
+		return;
+	}
+	LWLockRelease(n1_shared->lock);
+
+	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
+	entry = n1_offender_insert_locked(key, &found);
+	if (!found)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		entry->first_seen = now;
+		entry->last_seen = now;
+	}
+	fill_texts(entry, query, parent_query);
+	LWLockRelease(n1_shared->lock);
+}
+
+/*
+ * A burst ended: add it to its row and to the ring.  A burst that started
+ * before the latest n1_reset() (its generation is older) is dropped.
+ */
+void
+n1_offender_record_burst(const N1OffenderKey *key, const N1Burst *burst,
+						 const N1Samples *samples, const char *application_name,
+						 const char *query, const char *parent_query,
+						 uint64 generation)
+{
+	N1Offender *entry;
+	N1BurstRecord *record;
+	bool		found;
+	TimestampTz started = (TimestampTz) burst->first_start_us;
+	TimestampTz ended = (TimestampTz) burst->last_end_us;
+
+	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
+	if (pg_atomic_read_u64(&n1_shared->generation) != generation)
+	{
+		LWLockRelease(n1_shared->lock);
+		return;
+	}
+
+	entry = n1_offender_insert_locked(key, &found);
+	if (!found)
+		entry->first_seen = started;
+	fill_texts(entry, query, parent_query);
+	entry->bursts++;
+	entry->calls += burst->calls;
+	entry->max_calls = Max(entry->max_calls, burst->calls);
+	entry->max_distinct_params = Max(entry->max_distinct_params, burst->distinct_params);
+	entry->max_parent_rows = Max(entry->max_parent_rows, (int64) burst->parent_rows);
+	entry->total_exec_us += burst->exec_us;
+	entry->first_seen = Min(entry->first_seen, started);
+	entry->last_seen = Max(entry->last_seen, ended);
+	entry->usage += burst->calls;
+	strlcpy(entry->application_name, application_name ? application_name : "", NAMEDATALEN);
+	if (samples && samples->count > 0)
+		entry->samples = *samples;
+
+	record = &n1_shared->ring[n1_shared->ring_next % n1_max_bursts];
+	record->pid = MyProcPid;
+	record->userid = key->userid;
+	record->dbid = key->dbid;
+	record->started_at = started;
+	record->ended_at = ended;
+	record->queryid = key->queryid;
+	record->parent_queryid = key->parent_queryid;
+	record->kind = key->kind;
+	record->calls = burst->calls;
+	record->distinct_params = burst->distinct_params;
+	record->parent_calls = burst->parent_calls;
+	record->parent_rows = (int64) burst->parent_rows;
+	record->exec_us = burst->exec_us;
+	strlcpy(record->application_name, application_name ? application_name : "", NAMEDATALEN);
+	n1_shared->ring_next++;
+	n1_shared->bursts_total++;
+
+	LWLockRelease(n1_shared->lock);
+}
+
+/* Empties the table and the ring, and voids the bursts in progress. */
+void
+n1_offenders_reset(void)
+{
+	HASH_SEQ_STATUS status;
+	N1Offender *entry;
+
+	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, n1_offenders_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		hash_search(n1_offenders_hash, &entry->key, HASH_REMOVE, NULL);
+	n1_shared->ring_next = 0;
+	n1_shared->dealloc = 0;
+	n1_shared->bursts_total = 0;
+	n1_shared->stats_reset = GetCurrentTimestamp();
+	pg_atomic_fetch_add_u64(&n1_shared->generation, 1);
+	LWLockRelease(n1_shared->lock);
+}

@@ -1,0 +1,758 @@
+/*
+ * recorder.c
+ *		The hot path: executor, utility and parse-analysis hooks that turn
+ *		each statement of this backend into an N1Statement (query id,
+ *		parameter hash, timing, rows), write it to the backend's slot, and
+ *		feed the detector; plus what happens when the detector reports a
+ *		burst (publishing, parameter samples, n1detect.action).
+ *
+ * Per statement this takes no lock, allocates nothing and reads no catalog:
+ * two clock readings, a hash of the parameters, a lock-free slot write and
+ * one detector call.  Everything else happens only on the slow path, when a
+ * query crosses n1detect.min_calls or a unit of work with bursts ends.
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/params.h"
+#include "optimizer/planner.h"
+#include "parser/analyze.h"
+#include "parser/parse_coerce.h"
+#include "storage/ipc.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+#if PG_VERSION_NUM >= 160000
+#include "nodes/queryjumble.h"
+#else
+#include "utils/queryjumble.h"
+#endif
+
+#include "n1detect.h"
+
+/* SQLSTATEs of n1detect.action = error (class N1, implementation-defined). */
+#define ERRCODE_N1_N_PLUS_ONE	MAKE_SQLSTATE('N','1','0','0','1')
+#define ERRCODE_N1_DUPLICATE	MAKE_SQLSTATE('N','1','0','0','2')
+#define ERRCODE_N1_LOOP			MAKE_SQLSTATE('N','1','0','0','3')
+
+/* Statements started but not ended yet (nesting, cursors), by QueryDesc. */
+#define MAX_OPEN_QUERIES 32
+
+typedef struct OpenQuery
+{
+	QueryDesc  *query_desc;
+	TimestampTz start;
+	uint64		rows;			/* summed over ExecutorRun calls (cursors run several times) */
+	int			nesting_level;
+} OpenQuery;
+
+/* What this backend knows of each burst of the open unit (by N1Burst.index). */
+typedef struct LocalBurst
+{
+	uint64		generation;		/* n1_shared->generation when the burst began */
+	Oid			userid;
+	N1Samples	samples;
+} LocalBurst;
+
+/* Type length and by-value flag per type OID, so hashing never reads the catalog twice. */
+#define TYPE_CACHE_SLOTS 64
+typedef struct TypeInfo
+{
+	Oid			typid;
+	int16		typlen;
+	bool		typbyval;
+} TypeInfo;
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+
+static int	exec_nested_level = 0;
+static OpenQuery open_queries[MAX_OPEN_QUERIES];
+static int	n_open_queries = 0;
+
+/* Hash of the literal constants of the statement parsed last (simple protocol). */
+static uint64 last_parsed_queryid = 0;
+static uint64 last_parsed_constants_hash = 0;
+
+/* Nesting level of a statement calling an n1detect function, or -1. */
+static int	own_statement_level = -1;
+
+static N1Detector detector;
+static bool detector_ready = false;
+static LocalBurst local_bursts[N1_UNIT_MAX_BURSTS];
+static N1BackendSlot *slot = NULL;
+
+static const char *seen_application_name_ptr = NULL;
+static char seen_application_name[NAMEDATALEN];
+
+static TypeInfo type_cache[TYPE_CACHE_SLOTS];
+
+static inline bool
+tracking_at(int level)
+{
+	return n1_track == N1_TRACK_ALL || (n1_track == N1_TRACK_TOP && level == 0);
+}
+
+/* ---------- parameter hashing ---------- */
+
+static void
+type_len_byval(Oid typid, int16 *typlen, bool *typbyval)
+{
+	TypeInfo   *t = &type_cache[typid % TYPE_CACHE_SLOTS];
+
+	if (unlikely(t->typid != typid))
+	{
+		get_typlenbyval(typid, &t->typlen, &t->typbyval);
+		t->typid = typid;
+	}
+	*typlen = t->typlen;
+	*typbyval = t->typbyval;
+}
+
+/* Hash of the bound parameter values of one execution (0 when none). */
+static uint64
+hash_params(ParamListInfo params)
+{
+	uint64		h;
+	ParamExternData workspace;
+
+	if (params == NULL || params->numParams == 0)
+		return 0;
+
+	h = (uint64) params->numParams;
+	for (int i = 0; i < params->numParams; i++)
+	{
+		ParamExternData *prm;
+		int16		typlen;
+		bool		typbyval;
+		uint64		v;
+
+		if (params->paramFetch != NULL)
+			prm = params->paramFetch(params, i + 1, true, &workspace);
+		else
+			prm = &params->params[i];
+
+		if (prm == NULL || !OidIsValid(prm->ptype))
+			v = 0x5bd1e995;
+		else if (prm->isnull)
+			v = 0x27d4eb2f165667c5;
+		else
+		{
+			type_len_byval(prm->ptype, &typlen, &typbyval);
+			if (typbyval)
+				v = (uint64) prm->value;
+			else if (typlen == -1)
+			{
+				struct varlena *p = (struct varlena *) DatumGetPointer(prm->value);
+
+				v = hash_bytes_extended((const unsigned char *) VARDATA_ANY(p),
+										VARSIZE_ANY_EXHDR(p), 0);
+			}
+			else if (typlen == -2)
+			{
+				const char *p = DatumGetCString(prm->value);
+
+				v = hash_bytes_extended((const unsigned char *) p, strlen(p), 0);
+			}
+			else
+				v = hash_bytes_extended((const unsigned char *) DatumGetPointer(prm->value),
+										typlen, 0);
+		}
+		h = hash_combine64(h, v);
+	}
+	return h;
+}
+
+/* ---------- parse analysis: constants and normalized text ---------- */
+
+static void
+n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(pstate, query, jstate);
+
+	if (n1_shared == NULL || n1_track == N1_TRACK_NONE || IsParallelWorker())
+		return;
+
+	/*
+	 * Core leaves the query of DECLARE CURSOR without a query id; give it the
+	 * id the same SELECT has on its own, so a cursor can be a parent.
+	 */
+	if (query->utilityStmt && IsA(query->utilityStmt, DeclareCursorStmt))
+	{
+		DeclareCursorStmt *cursor = (DeclareCursorStmt *) query->utilityStmt;
+
+		if (cursor->query && IsA(cursor->query, Query) &&
+			((Query *) cursor->query)->queryId == UINT64CONST(0) && IsQueryIdEnabled())
+		{
+			Query	   *inner = (Query *) cursor->query;
+			JumbleState *inner_jstate = JumbleQuery(inner, pstate->p_sourcetext);
+
+			query = inner;
+			jstate = inner_jstate;
+		}
+	}
+
+	if (query->queryId == UINT64CONST(0) || query->utilityStmt)
+		return;
+
+	/*
+	 * The simple protocol puts parameters in the text: hash the statement
+	 * from its first constant on.  Bound parameters are hashed at execution.
+	 */
+	last_parsed_queryid = query->queryId;
+	last_parsed_constants_hash = 0;
+	if (jstate && jstate->clocations_count > 0 && pstate->p_sourcetext)
+	{
+		int			first = jstate->clocations[0].location;
+		int			end;
+
+		for (int i = 1; i < jstate->clocations_count; i++)
+			first = Min(first, jstate->clocations[i].location);
+		if (query->stmt_len > 0)
+			end = query->stmt_location + query->stmt_len;
+		else
+			end = strlen(pstate->p_sourcetext);
+		if (first >= 0 && first < end)
+			last_parsed_constants_hash =
+				hash_bytes_extended((const unsigned char *) pstate->p_sourcetext + first,
+									end - first, 0);
+	}
+
+	n1_query_text_remember(query->queryId, pstate->p_sourcetext,
+						   query->stmt_location, query->stmt_len, jstate);
+}
+
+/* ---------- bursts: the slow path ---------- */
+
+static void
+copy_to_slot_burst(N1SlotBurst *out, const N1Burst *burst, const LocalBurst *local)
+{
+	out->used = true;
+	out->generation = local->generation;
+	out->userid = local->userid;
+	out->queryid = burst->query_id;
+	out->parent_queryid = burst->parent_query_id;
+	out->kind = burst->kind;
+	out->calls = burst->calls;
+	out->distinct_params = burst->distinct_params;
+	out->parent_calls = burst->parent_calls;
+	out->parent_rows = (int64) burst->parent_rows;
+	out->exec_us = burst->exec_us;
+	out->first_start = (TimestampTz) burst->first_start_us;
+	out->last_end = (TimestampTz) burst->last_end_us;
+	out->samples = local->samples;
+}
+
+static void
+make_key(N1OffenderKey *key, Oid userid, const N1Burst *burst)
+{
+	memset(key, 0, sizeof(*key));
+	key->userid = userid;
+	key->dbid = MyDatabaseId;
+	key->queryid = burst->query_id;
+	key->parent_queryid = burst->parent_query_id;
+	key->kind = burst->kind;
+}
+
+/* Detector callback: a burst's unit ended; add it to n1_offenders and n1_bursts. */
+static void
+burst_ended(void *arg, const N1Burst *burst, N1UnitEndReason reason)
+{
+	LocalBurst *local = &local_bursts[burst->index];
+	N1OffenderKey key;
+
+	make_key(&key, local->userid, burst);
+	n1_offender_record_burst(&key, burst, &local->samples,
+							 slot ? slot->application_name : NULL,
+							 n1_query_text_lookup(burst->query_id),
+							 n1_query_text_lookup(burst->parent_query_id),
+							 local->generation);
+	if (slot && burst->index < N1_SLOT_BURSTS)
+		n1_slot_clear_burst(slot, burst->index);
+}
+
+/* Records this call's parameter values as text, as one sample of the burst. */
+static void
+capture_sample(QueryDesc *queryDesc, N1Samples *samples)
+{
+	char	   *out;
+	ParamListInfo params = queryDesc->params;
+
+	if (samples->count >= N1_BURST_SAMPLES)
+		return;
+	out = samples->values[samples->count];
+
+	if (params && params->numParams > 0)
+	{
+		StringInfoData buf;
+		ParamExternData workspace;
+
+		initStringInfo(&buf);
+		for (int i = 0; i < params->numParams && buf.len < N1_SAMPLE_LEN; i++)
+		{
+			ParamExternData *prm;
+
+			prm = params->paramFetch ?
+				params->paramFetch(params, i + 1, true, &workspace) :
+				&params->params[i];
+			if (i > 0)
+				appendStringInfoString(&buf, ", ");
+			if (prm == NULL || prm->isnull || !OidIsValid(prm->ptype))
+				appendStringInfoString(&buf, "NULL");
+			else
+			{
+				Oid			typoutput;
+				bool		typisvarlena;
+				char	   *value;
+
+				getTypeOutputInfo(prm->ptype, &typoutput, &typisvarlena);
+				value = OidOutputFunctionCall(typoutput, prm->value);
+				if (TypeCategory(prm->ptype) == TYPCATEGORY_NUMERIC)
+					appendStringInfoString(&buf, value);
+				else
+					appendStringInfoString(&buf, quote_literal_cstr(value));
+			}
+		}
+		strlcpy(out, buf.data, N1_SAMPLE_LEN);
+		pfree(buf.data);
+	}
+	else if (queryDesc->sourceText)
+		n1_query_literals(queryDesc->sourceText,
+						  queryDesc->plannedstmt->stmt_location,
+						  queryDesc->plannedstmt->stmt_len,
+						  out, N1_SAMPLE_LEN);
+	else
+		out[0] = '\0';
+	samples->count++;
+}
+
+static int
+action_errcode(N1Kind kind)
+{
+	switch (kind)
+	{
+		case N1_KIND_N_PLUS_ONE:
+			return ERRCODE_N1_N_PLUS_ONE;
+		case N1_KIND_DUPLICATE:
+			return ERRCODE_N1_DUPLICATE;
+		default:
+			return ERRCODE_N1_LOOP;
+	}
+}
+
+/* n1detect.action: tell the client (or the log) that a query became a burst. */
+static void
+act_on_burst(const N1Burst *burst)
+{
+	int			elevel;
+	const char *query = n1_query_text_lookup(burst->query_id);
+	const char *parent = n1_query_text_lookup(burst->parent_query_id);
+
+	switch (n1_action)
+	{
+		case N1_ACTION_LOG:
+			elevel = LOG;
+			break;
+		case N1_ACTION_WARNING:
+			elevel = WARNING;
+			break;
+		case N1_ACTION_ERROR:
+			elevel = ERROR;
+			break;
+		default:
+			return;
+	}
+	if ((n1_action_kinds & (1 << burst->kind)) == 0)
+		return;
+	if (query == NULL)
+		query = "<query text unavailable>";
+
+	/* An error ends the unit of work: the burst is recorded, not lost. */
+	if (elevel == ERROR)
+		n1_detector_end_unit(&detector, N1_END_TRANSACTION);
+
+	switch (burst->kind)
+	{
+		case N1_KIND_N_PLUS_ONE:
+			ereport(elevel,
+					(errcode(action_errcode(burst->kind)),
+					 errmsg("n1detect: N+1 query, %lld calls of one query driven by the rows of another",
+							(long long) burst->calls),
+					 errdetail("Query \"%s\" ran %lld times with %lld different parameter sets, once per row of parent query \"%s\" (%llu rows).",
+							   query, (long long) burst->calls,
+							   (long long) burst->distinct_params,
+							   parent ? parent : "<query text unavailable>",
+							   (unsigned long long) burst->parent_rows),
+					 errhint("Load the related rows with one query: batch the keys with \"= ANY($1)\", or use eager loading (select_related/prefetch_related, includes, selectinload/joinedload).")));
+			break;
+		case N1_KIND_DUPLICATE:
+			ereport(elevel,
+					(errcode(action_errcode(burst->kind)),
+					 errmsg("n1detect: duplicate query, %lld calls with the same parameters",
+							(long long) burst->calls),
+					 errdetail("Query \"%s\" ran %lld times with identical parameters in one unit of work.",
+							   query, (long long) burst->calls),
+					 errhint("Run it once and reuse the result.")));
+			break;
+		default:
+			ereport(elevel,
+					(errcode(action_errcode(burst->kind)),
+					 errmsg("n1detect: query loop, %lld calls of one query with different parameters",
+							(long long) burst->calls),
+					 errdetail("Query \"%s\" ran %lld times with %lld different parameter sets in one unit of work.",
+							   query, (long long) burst->calls,
+							   (long long) burst->distinct_params),
+					 errhint("Fetch all the rows with one query, for example with \"= ANY($1)\".")));
+			break;
+	}
+}
+
+static void
+on_burst_statement(QueryDesc *queryDesc, const N1StatementResult *result)
+{
+	const N1Burst *burst = result->burst;
+	LocalBurst *local = &local_bursts[burst->index];
+
+	if (result->crossed)
+	{
+		local->generation = pg_atomic_read_u64(&n1_shared->generation);
+		local->userid = GetUserId();
+		local->samples.count = 0;
+	}
+	if (result->capture_sample)
+		capture_sample(queryDesc, &local->samples);
+	if (result->kind_changed)
+	{
+		N1OffenderKey key;
+
+		make_key(&key, local->userid, burst);
+		n1_offender_publish(&key, n1_query_text_lookup(burst->query_id),
+							n1_query_text_lookup(burst->parent_query_id));
+	}
+	if (slot && burst->index < N1_SLOT_BURSTS)
+	{
+		N1SlotBurst copy;
+
+		copy_to_slot_burst(&copy, burst, local);
+		n1_slot_write_burst(slot, burst->index, &copy);
+	}
+	if (result->kind_changed && n1_action != N1_ACTION_NONE)
+		act_on_burst(burst);
+}
+
+/* ---------- the detector's life in this backend ---------- */
+
+static void
+end_unit_at_exit(int code, Datum arg)
+{
+	if (detector_ready && n1_shared != NULL)
+		n1_detector_end_unit(&detector, N1_END_EXIT);
+}
+
+static bool
+ensure_detector(void)
+{
+	N1DetectorConfig config;
+
+	if (likely(detector_ready))
+		return true;
+	slot = n1_my_slot();
+	if (slot == NULL)
+		return false;
+
+	memset(&config, 0, sizeof(config));
+	config.min_calls = n1_min_calls;
+	config.max_gap_us = (int64) n1_max_gap_ms * 1000;
+	config.burst_ended = burst_ended;
+	n1_detector_init(&detector, &config);
+	/* registered after the slot's own exit callback, so it runs first */
+	before_shmem_exit(end_unit_at_exit, (Datum) 0);
+	detector_ready = true;
+	return true;
+}
+
+/* A change of application_name ends the unit of work. */
+static inline void
+check_application_name(void)
+{
+	if (likely(application_name == seen_application_name_ptr))
+		return;
+	seen_application_name_ptr = application_name;
+	if (application_name && strncmp(application_name, seen_application_name, NAMEDATALEN - 1) == 0)
+		return;
+	n1_detector_end_unit(&detector, N1_END_APPLICATION);
+	strlcpy(seen_application_name, application_name ? application_name : "", NAMEDATALEN);
+	n1_slot_set_application_name(slot, seen_application_name);
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT)
+	{
+		/* statements of the aborted transaction will never reach ExecutorEnd */
+		n_open_queries = 0;
+		own_statement_level = -1;
+	}
+	if (!detector_ready || !detector.in_unit)
+		return;
+	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT) &&
+		IsTransactionBlock())
+		n1_detector_end_unit(&detector, N1_END_TRANSACTION);
+}
+
+/* A function of n1detect runs in the current statement: ignore that statement. */
+void
+n1_mark_own_statement(void)
+{
+	int			level = Max(exec_nested_level - 1, 0);
+
+	if (own_statement_level < 0 || level < own_statement_level)
+		own_statement_level = level;
+}
+
+/* ---------- executor hooks ---------- */
+
+static OpenQuery *
+find_open_query(QueryDesc *queryDesc)
+{
+	for (int i = n_open_queries - 1; i >= 0; i--)
+		if (open_queries[i].query_desc == queryDesc)
+			return &open_queries[i];
+	return NULL;
+}
+
+static void
+n1_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+
+	/* Statements that read no table (SELECT 1, SELECT now()) are never offenders. */
+	if (n1_shared == NULL || !tracking_at(exec_nested_level) ||
+		queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
+		queryDesc->plannedstmt->relationOids == NIL ||
+		(eflags & EXEC_FLAG_EXPLAIN_ONLY) || IsParallelWorker())
+		return;
+
+	if (unlikely(n_open_queries == MAX_OPEN_QUERIES))
+	{
+		/* forget the oldest (it leaked through an error we did not see) */
+		memmove(&open_queries[0], &open_queries[1], sizeof(OpenQuery) * (MAX_OPEN_QUERIES - 1));
+		n_open_queries--;
+	}
+	open_queries[n_open_queries].query_desc = queryDesc;
+	open_queries[n_open_queries].start = GetCurrentTimestamp();
+	open_queries[n_open_queries].rows = 0;
+	open_queries[n_open_queries].nesting_level = exec_nested_level;
+	n_open_queries++;
+}
+
+static void
+#if PG_VERSION_NUM >= 180000
+n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
+#else
+n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			   bool execute_once)
+#endif
+{
+	OpenQuery  *open;
+
+	exec_nested_level++;
+	PG_TRY();
+	{
+#if PG_VERSION_NUM >= 180000
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count);
+		else
+			standard_ExecutorRun(queryDesc, direction, count);
+#else
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+#endif
+	}
+	PG_FINALLY();
+	{
+		exec_nested_level--;
+	}
+	PG_END_TRY();
+
+	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
+		return;
+	open->rows += queryDesc->estate->es_processed;
+
+	/*
+	 * A run with a row limit is a cursor fetch (or a PL/pgSQL FOR loop's
+	 * batch): its rows drive the statements that follow before the cursor
+	 * ends, so they may make it a parent now.
+	 */
+	if (count > 0 && open->rows >= 2 && ensure_detector() &&
+		own_statement_level < 0)
+		n1_detector_rows(&detector, queryDesc->plannedstmt->queryId, open->rows,
+						 (int64) GetCurrentTimestamp());
+}
+
+static void
+n1_ExecutorFinish(QueryDesc *queryDesc)
+{
+	exec_nested_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		exec_nested_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+n1_ExecutorEnd(QueryDesc *queryDesc)
+{
+	OpenQuery  *open = NULL;
+	OpenQuery	ended;
+	N1Statement stmt;
+	N1StatementResult result;
+	N1SlotEvent event;
+	bool		own;
+
+	if (n_open_queries > 0 && (open = find_open_query(queryDesc)) != NULL)
+	{
+		ended = *open;
+		*open = open_queries[--n_open_queries];
+	}
+
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+
+	/*
+	 * A statement that called an n1detect function, and whatever ran inside
+	 * it, is not the application's: skip it (ExecutorEnd runs at the
+	 * statement's own nesting level).
+	 */
+	if (unlikely(own_statement_level >= 0))
+	{
+		own = true;
+		if (exec_nested_level <= own_statement_level)
+			own_statement_level = -1;
+	}
+	else
+		own = false;
+
+	/* Nothing to record, or cleaning up after an error. */
+	if (open == NULL || own || !IsTransactionState() || !ensure_detector())
+		return;
+
+	stmt.query_id = queryDesc->plannedstmt->queryId;
+	stmt.param_hash = hash_params(queryDesc->params);
+	if (stmt.query_id == last_parsed_queryid)
+		stmt.param_hash = hash_combine64(stmt.param_hash, last_parsed_constants_hash);
+	stmt.start_us = (int64) ended.start;
+	stmt.end_us = (int64) GetCurrentTimestamp();
+	/* Only rows sent back can drive a loop: not those an UPDATE touched. */
+	stmt.rows = (queryDesc->operation == CMD_SELECT ||
+				 queryDesc->plannedstmt->hasReturning) ? ended.rows : 0;
+
+	event.seq = slot->events_written + 1;
+	event.queryid = stmt.query_id;
+	event.param_hash = stmt.param_hash;
+	event.start = ended.start;
+	event.exec_us = stmt.end_us - stmt.start_us;
+	event.rows = ended.rows;
+	event.nesting_level = ended.nesting_level;
+	n1_slot_write_event(slot, &event);
+
+	check_application_name();
+	if (unlikely(detector.config.min_calls != n1_min_calls ||
+				 detector.config.max_gap_us != (int64) n1_max_gap_ms * 1000))
+		n1_detector_configure(&detector, n1_min_calls, (int64) n1_max_gap_ms * 1000);
+
+	n1_detector_statement(&detector, &stmt, &result);
+	if (result.burst)
+		on_burst_statement(queryDesc, &result);
+}
+
+/* ---------- utility statements: nesting ---------- */
+
+/*
+ * Statements run by EXECUTE, DECLARE CURSOR, FETCH and CLOSE are the
+ * client's own statements: they stay at the caller's nesting level.
+ */
+static bool
+keeps_nesting_level(Node *parsetree)
+{
+	return IsA(parsetree, ExecuteStmt) ||
+		IsA(parsetree, DeclareCursorStmt) ||
+		IsA(parsetree, FetchStmt) ||
+		IsA(parsetree, ClosePortalStmt) ||
+		IsA(parsetree, PrepareStmt) ||
+		IsA(parsetree, DeallocateStmt);
+}
+
+static void
+n1_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				  bool readOnlyTree, ProcessUtilityContext context,
+				  ParamListInfo params, QueryEnvironment *queryEnv,
+				  DestReceiver *dest, QueryCompletion *qc)
+{
+	volatile bool nest = !keeps_nesting_level(pstmt->utilityStmt);
+
+	if (nest)
+		exec_nested_level++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (nest)
+			exec_nested_level--;
+	}
+	PG_END_TRY();
+}
+
+void
+n1_recorder_install_hooks(void)
+{
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = n1_post_parse_analyze;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = n1_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = n1_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = n1_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = n1_ExecutorEnd;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = n1_ProcessUtility;
+	RegisterXactCallback(xact_callback, NULL);
+}
