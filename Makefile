@@ -3,16 +3,8 @@
 # the targets below are its building blocks.
 
 MODULE_big = n1detect
-OBJS = \
-	src/n1detect.o \
-	src/detector.o \
-	src/recorder.o \
-	src/query_text.o \
-	src/backend_slots.o \
-	src/offenders.o \
-	src/persistence.o \
-	src/views.o \
-	src/fast_count.o
+# every src/*.c: one concern per file (see the comment at the top of each)
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 EXTENSION = n1detect
 DATA = $(wildcard extension/n1detect--*.sql)

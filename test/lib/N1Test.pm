@@ -1,0 +1,61 @@
+# N1Test: shared set-up for n1detect's TAP tests.
+#
+#   my $node = N1Test::new_node('primary');       # n1detect preloaded, started
+#   N1Test::create_schema($node);                 # authors / books / reviews
+#   $node->safe_psql('postgres', N1Test::n_plus_one_sql(list_size => 6));
+#
+# Servers run as the invoking user (tools/test runs TAP as `postgres`).
+package N1Test;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+
+# A node with n1detect preloaded (unless preload => 0), started.
+sub new_node
+{
+	my ($name, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => $opts{allows_streaming} ? 1 : 0);
+	my $conf = "compute_query_id = on\n";
+	$conf .= "shared_preload_libraries = 'n1detect'\n" unless defined $opts{preload} && !$opts{preload};
+	$conf .= $opts{conf} if $opts{conf};
+	$node->append_conf('postgresql.conf', $conf);
+	$node->start;
+	return $node;
+}
+
+sub create_schema
+{
+	my ($node, $db) = @_;
+	$db //= 'postgres';
+	$node->safe_psql($db, q{
+		CREATE EXTENSION IF NOT EXISTS n1detect;
+		CREATE TABLE authors (id int PRIMARY KEY, name text);
+		CREATE TABLE books (id int PRIMARY KEY, author_id int REFERENCES authors, title text);
+		INSERT INTO authors SELECT g, 'author ' || g FROM generate_series(1, 100) g;
+		INSERT INTO books SELECT g, (g % 100) + 1, 'book ' || g FROM generate_series(1, 1000) g;
+		ANALYZE;
+	});
+	return;
+}
+
+# One unit of work with an N+1: a list of list_size books, then the author of
+# each book, one query per row (literal SQL), in a transaction block.
+sub n_plus_one_sql
+{
+	my (%opts) = @_;
+	my $n = $opts{list_size} // 6;
+	my $first = $opts{first_id} // 1;
+	my $last = $first + $n - 1;
+	my $sql = "BEGIN;\nSELECT id, author_id FROM books WHERE id BETWEEN $first AND $last ORDER BY id;\n";
+	for my $id ($first .. $last)
+	{
+		my $author = ($id % 100) + 1;
+		$sql .= "SELECT name FROM authors WHERE id = $author;\n";
+	}
+	return $sql . "COMMIT;\n";
+}
+
+1;
