@@ -110,4 +110,76 @@ REVOKE ALL ON FUNCTION n1_reset() FROM PUBLIC;
 -- fast_count (works without preloading)
 ------------------------------------------------------------------------
 -- BEGIN fast_count
+-- fast_count(): approximate row counts with their 95% interval.  None needs
+-- preloading.  Not STRICT: a NULL argument is an error, not a NULL count.
+-- VOLATILE (samples differ between calls) and PARALLEL UNSAFE (they run
+-- statements of their own, in subtransactions).
+
+-- The TABLESAMPLE method fast_count uses to read the blocks it chose; it
+-- refuses to run for anything else.
+CREATE FUNCTION fast_count_blocks(internal)
+RETURNS tsm_handler
+AS 'MODULE_PATHNAME', 'n1_fast_count_blocks_handler'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION fast_count(rel regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'n1_fast_count'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION fast_count(rel regclass, filter text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'n1_fast_count_filter'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION fast_count_query(query text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'n1_fast_count_query'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION fast_count_info(
+    rel regclass,
+    OUT estimate bigint,
+    OUT lower_bound bigint,
+    OUT upper_bound bigint,
+    OUT method text,
+    OUT pages_read bigint,
+    OUT pages_total bigint,
+    OUT elapsed_ms double precision,
+    OUT note text
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'n1_fast_count_info'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION fast_count_info(
+    rel regclass,
+    filter text,
+    OUT estimate bigint,
+    OUT lower_bound bigint,
+    OUT upper_bound bigint,
+    OUT method text,
+    OUT pages_read bigint,
+    OUT pages_total bigint,
+    OUT elapsed_ms double precision,
+    OUT note text
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'n1_fast_count_info_filter'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION fast_count_query_info(
+    query text,
+    OUT estimate bigint,
+    OUT lower_bound bigint,
+    OUT upper_bound bigint,
+    OUT method text,
+    OUT pages_read bigint,
+    OUT pages_total bigint,
+    OUT elapsed_ms double precision,
+    OUT note text
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'n1_fast_count_query_info'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 -- END fast_count

@@ -16,7 +16,10 @@
 #ifndef N1_FAST_COUNT_H
 #define N1_FAST_COUNT_H
 
+#include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
+#include "tcop/dest.h"
 #include "storage/block.h"
 #include "utils/timestamp.h"
 
@@ -49,6 +52,7 @@ typedef struct FcResult
 	FcMethod	method;
 	int64		pages_read;
 	int64		pages_total;
+	double		elapsed_ms;
 	StringInfoData note;		/* why this method; appended to as we go */
 } FcResult;
 
