@@ -120,6 +120,8 @@ typedef struct N1SharedState
 	N1BurstRecord ring[FLEXIBLE_ARRAY_MEMBER];	/* n1_max_bursts records */
 } N1SharedState;
 
+struct N1BackendSlot;
+
 extern N1SharedState *n1_shared;
 extern struct HTAB *n1_offenders_hash;
 
@@ -130,7 +132,8 @@ extern void n1_offender_publish(const N1OffenderKey *key, const char *query,
 extern void n1_offender_record_burst(const N1OffenderKey *key, const N1Burst *burst,
 									 const N1Samples *samples, const char *application_name,
 									 const char *query, const char *parent_query,
-									 uint64 generation);
+									 uint64 generation, struct N1BackendSlot *slot,
+									 int slot_index);
 extern void n1_offenders_reset(void);
 extern N1Offender *n1_offender_insert_locked(const N1OffenderKey *key, bool *found);
 

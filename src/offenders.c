@@ -177,14 +177,17 @@ n1_offender_publish(const N1OffenderKey *key, const char *query, const char *par
 }
 
 /*
- * A burst ended: add it to its row and to the ring.  A burst that started
- * before the latest n1_reset() (its generation is older) is dropped.
+ * A burst ended: add it to its row and to the ring, and clear it from the
+ * owner's slot (slot_index < 0: not shown there) under the same exclusive
+ * lock, so that readers, who hold the lock shared while they merge slots
+ * into the table, count it exactly once.  A burst that started before the
+ * latest n1_reset() (its generation is older) is dropped.
  */
 void
 n1_offender_record_burst(const N1OffenderKey *key, const N1Burst *burst,
 						 const N1Samples *samples, const char *application_name,
 						 const char *query, const char *parent_query,
-						 uint64 generation)
+						 uint64 generation, N1BackendSlot *slot, int slot_index)
 {
 	N1Offender *entry;
 	N1BurstRecord *record;
@@ -193,6 +196,8 @@ n1_offender_record_burst(const N1OffenderKey *key, const N1Burst *burst,
 	TimestampTz ended = (TimestampTz) burst->last_end_us;
 
 	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
+	if (slot && slot_index >= 0)
+		n1_slot_clear_burst(slot, slot_index);
 	if (pg_atomic_read_u64(&n1_shared->generation) != generation)
 	{
 		LWLockRelease(n1_shared->lock);

@@ -278,9 +278,8 @@ burst_ended(void *arg, const N1Burst *burst, N1UnitEndReason reason)
 							 slot ? slot->application_name : NULL,
 							 n1_query_text_lookup(burst->query_id),
 							 n1_query_text_lookup(burst->parent_query_id),
-							 local->generation);
-	if (slot && burst->index < N1_SLOT_BURSTS)
-		n1_slot_clear_burst(slot, burst->index);
+							 local->generation, slot,
+							 burst->index < N1_SLOT_BURSTS ? burst->index : -1);
 }
 
 /* Records this call's parameter values as text, as one sample of the burst. */
@@ -605,8 +604,16 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	 */
 	if (count > 0 && open->rows >= 2 && ensure_detector() &&
 		own_statement_level < 0)
+	{
+		/*
+		 * Settle application_name first: its first check in a backend would
+		 * otherwise end the unit these rows open (a connection whose first
+		 * statement is a cursor: Django's .iterator() inside atomic()).
+		 */
+		check_application_name();
 		n1_detector_rows(&detector, queryDesc->plannedstmt->queryId, open->rows,
 						 (int64) GetCurrentTimestamp());
+	}
 }
 
 static void

@@ -122,6 +122,10 @@ n1_offenders(PG_FUNCTION_ARGS)
 	merged = hash_create("n1detect offenders copy", 256, &ctl,
 						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
+	/*
+	 * Hold the lock across both copies: a burst leaves its slot and enters
+	 * the table under the exclusive lock, so it is seen exactly once.
+	 */
 	LWLockAcquire(n1_shared->lock, LW_SHARED);
 	hash_seq_init(&status, n1_offenders_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
@@ -130,9 +134,8 @@ n1_offenders(PG_FUNCTION_ARGS)
 
 		memcpy(copy, entry, sizeof(N1Offender));
 	}
-	LWLockRelease(n1_shared->lock);
-
 	in_progress = collect_bursts_in_progress(&owners);
+	LWLockRelease(n1_shared->lock);
 	forboth(lc, in_progress, lo, owners)
 	{
 		N1SlotBurst *burst = lfirst(lc);
@@ -288,9 +291,8 @@ n1_bursts(PG_FUNCTION_ARGS)
 	count = (int) Min(next, (uint64) n1_max_bursts);
 	for (int i = 0; i < count; i++)
 		records[i] = n1_shared->ring[(next - 1 - i) % n1_max_bursts];
-	LWLockRelease(n1_shared->lock);
-
 	in_progress = collect_bursts_in_progress(&owners);
+	LWLockRelease(n1_shared->lock);
 	forboth(lc, in_progress, lo, owners)
 	{
 		N1SlotBurst *b = lfirst(lc);

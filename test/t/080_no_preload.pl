@@ -1,0 +1,29 @@
+# Without shared_preload_libraries: CREATE EXTENSION works, every detection
+# function and view raises a clear error, fast_count still works.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use N1Test;
+
+my $node = N1Test::new_node('no_preload', preload => 0);
+$node->safe_psql('postgres', 'CREATE EXTENSION n1detect');
+ok(1, 'CREATE EXTENSION works without preloading');
+
+for my $sql ('SELECT * FROM n1_offenders', 'SELECT * FROM n1_bursts',
+	'SELECT * FROM n1_backend_statements', 'SELECT * FROM n1_info', 'SELECT n1_reset()')
+{
+	my ($ret, $stdout, $stderr) = $node->psql('postgres', $sql);
+	like($stderr,
+		qr{ERROR:  n1detect must be loaded via shared_preload_libraries\n.*HINT:  Add n1detect to shared_preload_libraries in postgresql.conf and restart the server\.}s,
+		"$sql: clear error with a hint");
+}
+
+$node->safe_psql('postgres', 'CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g');
+is($node->safe_psql('postgres', "SELECT fast_count('t')"), '1000', 'fast_count works without preloading');
+is($node->safe_psql('postgres', "SHOW n1detect.fast_count_budget"), '50ms',
+	'its settings exist once the library is loaded');
+
+$node->stop;
+done_testing();
