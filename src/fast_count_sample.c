@@ -18,9 +18,9 @@
  *	   rows per block, zeros included), Var = B^2 (1 - m/B) s^2 / m.
  *
  * Rows are read by the executor through a normal SELECT on the relation as
- * the caller named it, so visibility, privileges and row-level security are
- * the executor's; tableoid and ctid of each row tell which sampled block it
- * came from.
+ * the caller named it, with the filter as its WHERE clause, so visibility,
+ * privileges and row-level security are the executor's; tableoid and ctid
+ * of each matching row tell which sampled block it came from.
  */
 #include "postgres.h"
 
@@ -78,6 +78,7 @@ typedef struct FcLeafState
 	int			nbatch;
 	int			capbatch;
 	int			pos;			/* next entry of batch to return */
+	bool		begun;			/* the executor scanned it in this batch */
 } FcLeafState;
 
 typedef struct FcSampler
@@ -88,7 +89,6 @@ typedef struct FcSampler
 	uint64		nchosen;
 	HTAB	   *chosen;			/* FcBlockKey -> FcBlockEnt */
 	/* per chosen block */
-	int64	   *n_all;
 	int64	   *n_match;
 	bool	   *in_sample;
 	int32		nblk;
@@ -166,6 +166,8 @@ fc_tsm_begin(SampleScanState *node, Datum *params, int nparams, uint32 seed)
 	}
 	if (scan->leaf && scan->leaf->pos != 0)
 		elog(ERROR, "fast_count: relation %u scanned twice in one batch", relid);
+	if (scan->leaf)
+		scan->leaf->begun = true;
 
 	node->use_pagemode = true;
 	node->use_bulkread = false;
@@ -272,12 +274,10 @@ fc_add_block(FcSampler *s, FcLeafState *leaf, BlockNumber blk, FcBlockEnt *ent)
 	if (s->nblk >= s->capblk)
 	{
 		s->capblk = Max(256, s->capblk * 2);
-		s->n_all = repalloc_huge(s->n_all, sizeof(int64) * s->capblk);
 		s->n_match = repalloc_huge(s->n_match, sizeof(int64) * s->capblk);
 		s->in_sample = repalloc_huge(s->in_sample, sizeof(bool) * s->capblk);
 	}
 	idx = s->nblk++;
-	s->n_all[idx] = 0;
 	s->n_match[idx] = 0;
 	s->in_sample[idx] = false;
 	ent->idx = idx;
@@ -331,6 +331,7 @@ fc_plan_batch(FcSampler *s, int64 k)
 	{
 		s->leaves[i].nbatch = 0;
 		s->leaves[i].pos = 0;
+		s->leaves[i].begun = false;
 	}
 	s->cut = false;
 	s->batch_returned = 0;
@@ -405,12 +406,10 @@ fc_sample_receive(TupleTableSlot *slot, DestReceiver *self)
 	Oid			relid;
 	ItemPointer tid;
 	BlockNumber blk;
-	bool		match;
 	int32		idx;
 
 	relid = DatumGetObjectId(slot_getattr(slot, 1, &isnull));
 	tid = (ItemPointer) DatumGetPointer(slot_getattr(slot, 2, &isnull));
-	match = DatumGetBool(slot_getattr(slot, 3, &isnull)) && !isnull;
 	blk = ItemPointerGetBlockNumber(tid);
 
 	if (relid == s->last_relid && blk == s->last_blk && s->last_idx >= 0)
@@ -431,9 +430,7 @@ fc_sample_receive(TupleTableSlot *slot, DestReceiver *self)
 		s->last_blk = blk;
 		s->last_idx = idx;
 	}
-	s->n_all[idx]++;
-	if (match)
-		s->n_match[idx]++;
+	s->n_match[idx]++;
 	return true;
 }
 
@@ -475,8 +472,11 @@ fc_column(const char *name)
 }
 
 /*
- * SELECT tableoid, ctid, (filter) IS TRUE
- * FROM from_rel TABLESAMPLE schema.fast_count_blocks(0)
+ * SELECT tableoid, ctid FROM from_rel TABLESAMPLE schema.fast_count_blocks(0)
+ * [WHERE filter]
+ *
+ * Only matching rows reach the receiver.  Partitions that the filter prunes
+ * are never scanned: their blocks count as sampled, with no matching rows.
  */
 static RawStmt *
 fc_build_sample_stmt(FcSampleJob *job)
@@ -484,7 +484,6 @@ fc_build_sample_stmt(FcSampleJob *job)
 	SelectStmt *sel = makeNode(SelectStmt);
 	RangeTableSample *rts = makeNode(RangeTableSample);
 	A_Const    *zero = makeNode(A_Const);
-	Node	   *match;
 
 	zero->val.ival.type = T_Integer;
 	zero->val.ival.ival = 0;
@@ -497,28 +496,9 @@ fc_build_sample_stmt(FcSampleJob *job)
 	rts->repeatable = NULL;
 	rts->location = -1;
 
-	if (job->filter)
-	{
-		BooleanTest *bt = makeNode(BooleanTest);
-
-		bt->arg = (Expr *) copyObject(job->filter);
-		bt->booltesttype = IS_TRUE;
-		bt->location = -1;
-		match = (Node *) bt;
-	}
-	else
-	{
-		A_Const    *t = makeNode(A_Const);
-
-		t->val.boolval.type = T_Boolean;
-		t->val.boolval.boolval = true;
-		t->location = -1;
-		match = (Node *) t;
-	}
-
-	sel->targetList = list_make3(fc_target(fc_column("tableoid")),
-								 fc_target(fc_column("ctid")),
-								 fc_target(match));
+	sel->targetList = list_make2(fc_target(fc_column("tableoid")),
+								 fc_target(fc_column("ctid")));
+	sel->whereClause = copyObject(job->filter);
 	sel->fromClause = list_make1(rts);
 	sel->limitOption = LIMIT_OPTION_DEFAULT;
 	sel->op = SETOP_NONE;
@@ -534,7 +514,6 @@ typedef struct FcStats
 {
 	int64		m;				/* blocks in the sample */
 	double		matched;		/* matching rows in the sample */
-	double		all;			/* live rows in the sample */
 	double		mean;
 	double		var;			/* sample variance of per-block matches */
 	double		estimate;
@@ -545,8 +524,7 @@ static void
 fc_stats(FcSampler *s, FcStats *st)
 {
 	double		sum = 0,
-				sumsq = 0,
-				all = 0;
+				sumsq = 0;
 	int64		m = 0;
 	int32		i;
 
@@ -559,12 +537,10 @@ fc_stats(FcSampler *s, FcStats *st)
 		y = (double) s->n_match[i];
 		sum += y;
 		sumsq += y * y;
-		all += (double) s->n_all[i];
 		m++;
 	}
 	st->m = m;
 	st->matched = sum;
-	st->all = all;
 	st->mean = m > 0 ? sum / m : 0;
 	st->var = m > 1 ? Max(0.0, (sumsq - m * st->mean * st->mean) / (m - 1)) : 0;
 
@@ -631,8 +607,21 @@ fc_run_batch(FcSampler *s, PlannedStmt *plan, const char *src)
 	PG_END_TRY();
 
 	for (i = 0; i < s->nleaves; i++)
-		if (s->leaves[i].nbatch > 0)
-			leaves_in_batch++;
+	{
+		FcLeafState *leaf = &s->leaves[i];
+
+		if (leaf->nbatch == 0)
+			continue;
+		leaves_in_batch++;
+		/* pruned by the filter (the executor begins every other leaf) */
+		if (!leaf->begun)
+		{
+			int			j;
+
+			for (j = 0; j < leaf->nbatch; j++)
+				s->in_sample[leaf->batch_idx[j]] = true;
+		}
+	}
 	if (s->cut && leaves_in_batch > 1 && s->have_sample)
 	{
 		for (i = 0; i < s->nleaves; i++)
@@ -695,7 +684,6 @@ n1_fc_sample(FcSampleJob *job, FcSampleOut *out, StringInfo note)
 		pg_prng_seed(&s->rng, pg_prng_uint64(&pg_global_prng_state));
 	s->deadline = job->deadline;
 	s->capblk = 256;
-	s->n_all = palloc_extended(sizeof(int64) * s->capblk, MCXT_ALLOC_HUGE);
 	s->n_match = palloc_extended(sizeof(int64) * s->capblk, MCXT_ALLOC_HUGE);
 	s->in_sample = palloc_extended(sizeof(bool) * s->capblk, MCXT_ALLOC_HUGE);
 
