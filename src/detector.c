@@ -19,7 +19,6 @@
 
 #define N1_TABLE_SIZE	((int) (sizeof(((N1Detector *) 0)->table) / sizeof(int16_t)))
 #define N1_TABLE_MASK	(N1_TABLE_SIZE - 1)
-#define N1_BITMAP_WORDS (N1_DISTINCT_BITMAP_BITS / 64)
 
 /* Compile-time checks (C99 has no _Static_assert): a negative array size fails. */
 /* The probe arithmetic masks with N1_TABLE_MASK. */
@@ -143,14 +142,6 @@ probe(const N1Detector *d, uint64_t query_id)
 			return slot;
 		slot = (slot + 1) & N1_TABLE_MASK;
 	}
-}
-
-static inline N1UnitQuery *
-lookup(N1Detector *d, uint64_t query_id)
-{
-	int			idx = d->table[probe(d, query_id)];
-
-	return idx < 0 ? NULL : &d->queries[idx];
 }
 
 /*
@@ -461,28 +452,35 @@ open_burst(N1Detector *d, N1UnitQuery *q)
  */
 
 /*
- * Report the unit's bursts and forget the unit.  Only the used part of
- * queries[] is ever read (entries are initialized when handed out), so the
- * reset is O(1) apart from the 256-byte index.
+ * Report the unit's bursts and forget the unit.
+ *
+ * The unit is closed before the callbacks run: if one of them does not
+ * return (an ERROR longjmp in the server), no burst is reported twice and the
+ * detector is left in a clean state.  bursts[] itself stays intact until the
+ * next statement, so each callback gets a valid pointer.
+ *
+ * Only the used part of queries[] is ever read (entries are initialized when
+ * handed out), so the reset is O(1) apart from the 256-byte index.
  */
 static void
 end_unit(N1Detector *d, N1UnitEndReason reason)
 {
+	int			n_bursts = d->n_bursts;
 	int			i;
 
 	if (!d->in_unit)
 		return;
 
-	if (d->config.burst_ended != NULL)
-	{
-		for (i = 0; i < d->n_bursts; i++)
-			d->config.burst_ended(d->config.arg, &d->bursts[i], reason);
-	}
-
 	d->in_unit = false;
 	d->n_queries = 0;
 	d->n_bursts = 0;
 	memset(d->table, 0xff, sizeof(d->table));	/* all -1 */
+
+	if (d->config.burst_ended != NULL)
+	{
+		for (i = 0; i < n_bursts; i++)
+			d->config.burst_ended(d->config.arg, &d->bursts[i], reason);
+	}
 }
 
 /*

@@ -95,18 +95,31 @@ typedef struct N1DetectorConfig
 {
 	int			min_calls;		/* >= 2 */
 	int64_t		max_gap_us;		/* >= 0 */
-	/* Called once per burst when its unit ends (before the next unit starts). */
+	/*
+	 * Called once per burst when its unit ends (before the next unit starts),
+	 * in index order.  The unit is already closed when it runs, so a callback
+	 * that errors out never causes a burst to be reported twice;
+	 * n1_detector_bursts() returns 0 inside it.  It must not feed the
+	 * detector.  May be NULL.
+	 */
 	void		(*burst_ended) (void *arg, const N1Burst *burst, N1UnitEndReason reason);
 	void	   *arg;
 } N1DetectorConfig;
 
-/* What one statement did to the detector's state. */
+/*
+ * What one statement did to the detector's state.  burst points into the
+ * detector and stays valid until the next detector call (which may end the
+ * unit).  A query that crosses min_calls while bursts[] is full gets no burst:
+ * burst NULL and every flag false (counted once in dropped_bursts).
+ */
 typedef struct N1StatementResult
 {
 	const N1Burst *burst;		/* the burst this statement belongs to, or NULL */
 	bool		crossed;		/* this call made the query cross min_calls */
 	bool		kind_changed;	/* burst->kind differs from before this call (true when crossed) */
-	bool		capture_sample; /* front end should record this call's parameter values */
+	bool		capture_sample; /* record this call's parameter values: true for the
+								 * crossing call and the next N1_BURST_SAMPLES - 1
+								 * calls of the burst */
 	bool		unit_started;	/* this statement opened a new unit */
 } N1StatementResult;
 
@@ -152,12 +165,19 @@ typedef struct N1Detector
 
 extern void n1_detector_init(N1Detector *d, const N1DetectorConfig *config);
 
-/* Change min_calls / max_gap_us (callbacks kept); takes effect from the next statement. */
+/*
+ * Change min_calls / max_gap_us (callbacks kept); takes effect from the next
+ * statement, also for the open unit (a query already past a lowered min_calls
+ * crosses on its next call).  Values are clamped to min_calls >= 2 and
+ * max_gap_us >= 0, here and in n1_detector_init.
+ */
 extern void n1_detector_configure(N1Detector *d, int min_calls, int64_t max_gap_us);
 
 /*
  * Feed one finished statement.  May first end the current unit (gap), calling
- * burst_ended for each of its bursts.  Fills *result.
+ * burst_ended for each of its bursts.  Fills *result.  A statement with
+ * query_id 0 only counts as activity (keeps or opens the unit); it is not
+ * tracked.
  */
 extern void n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 								  N1StatementResult *result);
@@ -165,7 +185,9 @@ extern void n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 /*
  * A query produced rows without finishing (a cursor FETCH, a PL/pgSQL FOR
  * loop's batch): total_rows so far, at time now_us.  Makes it a parent
- * candidate without counting a call.  Also ends the unit on a gap.
+ * candidate without counting a call, and refreshes parent_rows of bursts
+ * whose parent it is.  Also ends the unit on a gap, and opens one if none is
+ * open (the next statement then has unit_started false).
  */
 extern void n1_detector_rows(N1Detector *d, uint64_t query_id, uint64_t total_rows,
 							 int64_t now_us);

@@ -13,6 +13,7 @@
  * eviction kept.
  */
 #include <inttypes.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,7 +351,7 @@ test_list_with_siblings(void)
 		CHECK_EQ(f->ended[s].reason, N1_END_TRANSACTION, "end reason");
 		CHECK_EQ(f->ended[s].burst.kind, N1_KIND_N_PLUS_ONE, "final kind");
 		CHECK_EQ(f->ended[s].burst.calls, 20, "final calls");
-		CHECK_EQ(f->ended[s].open_bursts, 4, "callback runs before the unit is cleared");
+		CHECK_EQ(f->ended[s].open_bursts, 0, "unit already closed when callbacks run");
 	}
 	CHECK_EQ(open_bursts(f), 0, "no open bursts after the unit ended");
 	n1_detector_end_unit(f->d, N1_END_EXIT);
@@ -711,7 +712,7 @@ test_gap_ends_bursts(void)
 		CHECK_EQ(f->ended[0].burst.kind, N1_KIND_N_PLUS_ONE, "child kind");
 		CHECK(find_ended(f, Q_OTHER) != NULL &&
 			  find_ended(f, Q_OTHER)->burst.kind == N1_KIND_DUPLICATE, "other kind");
-		CHECK_EQ(f->ended[0].open_bursts, 2, "callback sees the ending unit");
+		CHECK_EQ(f->ended[1].open_bursts, 0, "unit already closed when callbacks run");
 	}
 	CHECK_EQ(open_bursts(f), 0, "new unit has no bursts");
 
@@ -957,6 +958,36 @@ test_many_queries(void)
 	fixture_free(f);
 }
 
+/* Eviction never drops a burst's parent, even when every query could be one. */
+static void
+test_eviction_keeps_parent(void)
+{
+	Fixture    *f = fixture_new(5, 1000000000);
+	const N1Burst *b;
+	int			i;
+
+	run(f, Q_LIST, 1, 20);
+	for (i = 0; i < 5; i++)
+		run(f, Q_CHILD, param(i), 1);
+	b = find_burst(f, Q_CHILD);
+	CHECK(b != NULL && b->parent_query_id == Q_LIST, "burst with a parent");
+
+	/* one-off queries returning several rows: all possible parents, all newer */
+	for (i = 0; i < 500; i++)
+	{
+		run(f, 2000000 + (uint64_t) i, 1, 5);
+		if (i % 50 == 0)
+			run(f, Q_CHILD, param(10 + i), 1);
+	}
+	CHECK(f->d->evicted_queries > 0, "evictions happened");
+	CHECK(tracked(f, Q_LIST), "least recently active, but a parent: kept");
+	CHECK(tracked(f, Q_CHILD), "burst kept");
+	run(f, Q_LIST, 2, 40);
+	CHECK(b != NULL && b->parent_calls == 2 && b->parent_rows == 40,
+		  "parent still feeds its burst");
+	fixture_free(f);
+}
+
 /* Scenario 8, bursts: more crossing queries than N1_UNIT_MAX_BURSTS. */
 static void
 test_too_many_bursts(void)
@@ -1065,6 +1096,80 @@ test_edge_cases(void)
 	n1_detector_statement(d, &stmt, &r);
 	CHECK(!r.unit_started, "gap measured from the latest end");
 	CHECK(r.burst != NULL && r.burst->calls == 4, "same unit continues");
+
+	/* an event ending before the latest activity does not move the clock back */
+	n1_detector_rows(d, Q_CURSOR, 10, 10700);
+	stmt.query_id = Q_OTHER;
+	stmt.start_us = 10580;
+	stmt.end_us = 10590;		/* before the rows report at 10700 */
+	n1_detector_statement(d, &stmt, &r);
+	CHECK(!r.unit_started, "overlapping event is no gap");
+	stmt.start_us = 10780;		/* 80 after 10700, 190 after 10590 */
+	stmt.end_us = 10790;
+	n1_detector_statement(d, &stmt, &r);
+	CHECK(!r.unit_started, "gap still measured from the latest activity");
+	free(d);
+}
+
+/* A callback that does not return (ERROR in the server) never repeats a burst. */
+typedef struct Escape
+{
+	jmp_buf		env;
+	int			calls;
+} Escape;
+
+static void
+escaping_callback(void *arg, const N1Burst *burst, N1UnitEndReason reason)
+{
+	Escape	   *e = arg;
+
+	(void) burst;
+	(void) reason;
+	e->calls++;
+	longjmp(e->env, 1);
+}
+
+static void
+test_callback_escape(void)
+{
+	N1Detector *d = calloc(1, sizeof(N1Detector));
+	Escape	   *e = calloc(1, sizeof(Escape));
+	N1DetectorConfig config;
+	N1Statement stmt;
+	N1StatementResult r;
+	const N1Burst *bursts;
+	int			i;
+
+	if (d == NULL || e == NULL)
+		exit(2);
+	memset(&config, 0, sizeof(config));
+	config.min_calls = 2;
+	config.max_gap_us = 1000;
+	config.burst_ended = escaping_callback;
+	config.arg = e;
+	n1_detector_init(d, &config);
+
+	stmt.param_hash = 1;
+	stmt.rows = 1;
+	for (i = 0; i < 6; i++)
+	{
+		stmt.query_id = Q_A + (uint64_t) (i % 3);	/* three bursts */
+		stmt.start_us = 100 + i * 10;
+		stmt.end_us = stmt.start_us + 5;
+		n1_detector_statement(d, &stmt, &r);
+	}
+	CHECK_EQ(n1_detector_bursts(d, &bursts), 3, "three bursts");
+	if (setjmp(e->env) == 0)
+		n1_detector_end_unit(d, N1_END_EXIT);
+	CHECK_EQ(e->calls, 1, "callback escaped on the first burst");
+	CHECK_EQ(n1_detector_bursts(d, &bursts), 0, "unit closed despite the escape");
+	n1_detector_end_unit(d, N1_END_EXIT);
+	CHECK_EQ(e->calls, 1, "no burst reported twice");
+	stmt.start_us = 1000;
+	stmt.end_us = 1005;
+	n1_detector_statement(d, &stmt, &r);
+	CHECK(r.unit_started && r.burst == NULL, "detector usable afterwards");
+	free(e);
 	free(d);
 }
 
@@ -1085,8 +1190,10 @@ main(void)
 	test_configure();
 	test_distinct_params();
 	test_many_queries();
+	test_eviction_keeps_parent();
 	test_too_many_bursts();
 	test_edge_cases();
+	test_callback_escape();
 
 	printf("unit: %d passed, %d failed\n", tally.passed, tally.failed);
 	return tally.failed > 0 ? 1 : 0;
