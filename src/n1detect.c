@@ -206,23 +206,30 @@ _PG_init(void)
 							   PGC_USERSET, GUC_LIST_INPUT,
 							   check_action_kinds, assign_action_kinds, NULL);
 
-	DefineCustomIntVariable("n1detect.max_offenders",
-							"Maximum number of rows kept in n1_offenders.",
-							NULL,
-							&n1_max_offenders, 1000, 100, 1000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-
-	DefineCustomIntVariable("n1detect.max_bursts",
-							"Number of recent bursts kept for n1_bursts.",
-							NULL,
-							&n1_max_bursts, 1000, 10, 1000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-
 	DefineCustomBoolVariable("n1detect.save",
 							 "Saves n1_offenders across server shutdowns.",
 							 NULL,
 							 &n1_save, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	/*
+	 * Settings that size shared memory exist only when preloading: defining
+	 * a PGC_POSTMASTER setting after start-up is an error.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("n1detect.max_offenders",
+								"Maximum number of rows kept in n1_offenders.",
+								NULL,
+								&n1_max_offenders, 1000, 100, 1000000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+		DefineCustomIntVariable("n1detect.max_bursts",
+								"Number of recent bursts kept for n1_bursts.",
+								NULL,
+								&n1_max_bursts, 1000, 10, 1000000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 
 	MarkGUCPrefixReserved("n1detect");
 

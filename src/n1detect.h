@@ -201,7 +201,10 @@ extern void n1_mark_own_statement(void);
 struct JumbleState;
 extern void n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
 								   int query_len, struct JumbleState *jstate);
+extern void n1_query_text_remember_source(uint64 queryid, const char *query,
+										  int query_loc, int query_len);
 extern const char *n1_query_text_lookup(uint64 queryid);
+extern int	n1_query_constants_offset(uint64 queryid);
 extern void n1_query_literals(const char *sql, int loc, int len, char *out, int outlen);
 
 /* ---- persistence (persistence.c) ---- */

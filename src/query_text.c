@@ -5,11 +5,13 @@
  *		in a small backend-local cache, and the literal constants of one
  *		statement as a parameter sample.
  *
- * The cache is direct-mapped: a query id owns one of N1_TEXT_CACHE_SLOTS
- * slots and a colliding id replaces it, so memory stays bounded and a hit
- * costs one comparison.  Texts are needed only on the slow path (a query
- * becoming a burst); a text lost to a collision shows as NULL until the query
- * is parsed again.
+ * The cache is 4-way set-associative (N1_TEXT_CACHE_SETS sets): a query id
+ * belongs to one set and evicts the least recently used of its four entries,
+ * so memory stays bounded and a hit costs at most four comparisons.  Texts
+ * are needed only on the slow path (a query becoming a burst); when a
+ * burst's own text was evicted, the recorder falls back to the statement's
+ * source text (n1_query_text_remember_source), which for the prepared
+ * statements that are not parsed again carries $n parameters, not values.
  *
  * generate_normalized_query and fill_in_constant_lengths follow
  * contrib/pg_stat_statements (they are static there).
@@ -29,16 +31,69 @@
 
 #include "n1detect.h"
 
-#define N1_TEXT_CACHE_SLOTS 512
+#define N1_TEXT_CACHE_SETS 256
+#define N1_TEXT_CACHE_WAYS 4
 
 typedef struct CachedText
 {
 	uint64		queryid;
+	uint64		last_used;
+	int			constants_offset;	/* first constant, from the statement start; -1: none */
 	char	   *text;
 } CachedText;
 
-static CachedText text_cache[N1_TEXT_CACHE_SLOTS];
+static CachedText text_cache[N1_TEXT_CACHE_SETS][N1_TEXT_CACHE_WAYS];
+static uint64 text_cache_clock = 0;
 static MemoryContext text_context = NULL;
+
+/* The entry of queryid, or NULL. */
+static inline CachedText *
+cache_find(uint64 queryid)
+{
+	CachedText *set = text_cache[queryid % N1_TEXT_CACHE_SETS];
+
+	for (int i = 0; i < N1_TEXT_CACHE_WAYS; i++)
+		if (set[i].queryid == queryid && set[i].text != NULL)
+			return &set[i];
+	return NULL;
+}
+
+/* Stores text (allocated in text_context) for queryid, evicting the LRU entry of its set. */
+static void
+cache_store(uint64 queryid, char *text, int constants_offset)
+{
+	CachedText *set = text_cache[queryid % N1_TEXT_CACHE_SETS];
+	CachedText *victim = &set[0];
+
+	for (int i = 1; i < N1_TEXT_CACHE_WAYS; i++)
+		if (set[i].last_used < victim->last_used)
+			victim = &set[i];
+	if (victim->text)
+		pfree(victim->text);
+	victim->queryid = queryid;
+	victim->text = text;
+	victim->constants_offset = constants_offset;
+	victim->last_used = ++text_cache_clock;
+}
+
+static MemoryContext
+cache_context(void)
+{
+	if (text_context == NULL)
+		text_context = AllocSetContextCreate(TopMemoryContext,
+											 "n1detect query texts",
+											 ALLOCSET_SMALL_SIZES);
+	return text_context;
+}
+
+static void
+clip_text(char *text)
+{
+	size_t		len = strlen(text);
+
+	if (len >= N1_QUERY_TEXT_LEN)
+		text[pg_mbcliplen(text, len, N1_QUERY_TEXT_LEN - 1)] = '\0';
+}
 
 static int
 comp_location(const void *a, const void *b)
@@ -154,47 +209,88 @@ void
 n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
 					   int query_len, JumbleState *jstate)
 {
-	CachedText *slot = &text_cache[queryid % N1_TEXT_CACHE_SLOTS];
+	CachedText *hit = cache_find(queryid);
 	const char *stmt;
 	char	   *norm;
+	int			constants_offset = -1;
 	MemoryContext old;
 
-	if (likely(slot->queryid == queryid && slot->text != NULL))
+	if (likely(hit != NULL))
+	{
+		hit->last_used = ++text_cache_clock;
 		return;
+	}
 	if (query == NULL)
 		return;
 
-	if (text_context == NULL)
-		text_context = AllocSetContextCreate(TopMemoryContext,
-											 "n1detect query texts",
-											 ALLOCSET_SMALL_SIZES);
+	/* where the parameters of the simple protocol start (see n1_query_constants_offset) */
+	if (jstate && jstate->clocations_count > 0)
+	{
+		int			first = jstate->clocations[0].location;
+
+		for (int i = 1; i < jstate->clocations_count; i++)
+			first = Min(first, jstate->clocations[i].location);
+		constants_offset = Max(first - Max(query_loc, 0), 0);
+	}
 
 	stmt = CleanQuerytext(query, &query_loc, &query_len);
-
-	old = MemoryContextSwitchTo(text_context);
+	old = MemoryContextSwitchTo(cache_context());
 	if (jstate && jstate->clocations_count > 0)
 		norm = generate_normalized_query(jstate, stmt, query_loc, query_len);
 	else
 		norm = pnstrdup(stmt, query_len);
-	if (strlen(norm) >= N1_QUERY_TEXT_LEN)
-		norm[pg_mbcliplen(norm, strlen(norm), N1_QUERY_TEXT_LEN - 1)] = '\0';
+	clip_text(norm);
 	MemoryContextSwitchTo(old);
-
-	if (slot->text)
-		pfree(slot->text);
-	slot->queryid = queryid;
-	slot->text = norm;
+	cache_store(queryid, norm, constants_offset);
 }
 
-/* The remembered normalized text of queryid, or NULL. */
+/*
+ * Where the literal constants of a statement of this query id start,
+ * counted from the statement's first byte: -1 when it has none, -2 when
+ * unknown (not in the cache).  Every statement of one query id has the same
+ * text up to its first constant, so hashing the text from there on hashes
+ * the values the simple protocol (or a prepared statement's literals)
+ * carries, whatever their lengths.
+ */
+int
+n1_query_constants_offset(uint64 queryid)
+{
+	CachedText *hit = cache_find(queryid);
+
+	return hit ? hit->constants_offset : -2;
+}
+
+/*
+ * Remembers a statement's source text for queryid unless a (normalized) text
+ * is already known.  Slow path: used when a burst's text was evicted.
+ */
+void
+n1_query_text_remember_source(uint64 queryid, const char *query, int query_loc,
+							  int query_len)
+{
+	const char *stmt;
+	char	   *text;
+
+	if (query == NULL || cache_find(queryid) != NULL)
+		return;
+	stmt = CleanQuerytext(query, &query_loc, &query_len);
+	text = MemoryContextAlloc(cache_context(), query_len + 1);
+	memcpy(text, stmt, query_len);
+	text[query_len] = '\0';
+	clip_text(text);
+	cache_store(queryid, text, 0);
+}
+
+/* The remembered text of queryid, or NULL. */
 const char *
 n1_query_text_lookup(uint64 queryid)
 {
-	CachedText *slot = &text_cache[queryid % N1_TEXT_CACHE_SLOTS];
+	CachedText *hit;
 
-	if (queryid != 0 && slot->queryid == queryid)
-		return slot->text;
-	return NULL;
+	if (queryid == 0)
+		return NULL;
+	hit = cache_find(queryid);
+	return hit ? hit->text : NULL;
 }
 
 /*

@@ -81,10 +81,6 @@ static int	exec_nested_level = 0;
 static OpenQuery open_queries[MAX_OPEN_QUERIES];
 static int	n_open_queries = 0;
 
-/* Hash of the literal constants of the statement parsed last (simple protocol). */
-static uint64 last_parsed_queryid = 0;
-static uint64 last_parsed_constants_hash = 0;
-
 /* Nesting level of a statement calling an n1detect function, or -1. */
 static int	own_statement_level = -1;
 
@@ -174,7 +170,29 @@ hash_params(ParamListInfo params)
 	return h;
 }
 
-/* ---------- parse analysis: constants and normalized text ---------- */
+/*
+ * Hash of the literal constants of one execution: the statement's text from
+ * its first constant on (the simple protocol carries parameters there).
+ */
+static uint64
+hash_constants(QueryDesc *queryDesc)
+{
+	PlannedStmt *plan = queryDesc->plannedstmt;
+	int			offset = n1_query_constants_offset(plan->queryId);
+	const char *text;
+	int			len;
+
+	if (offset == -1 || queryDesc->sourceText == NULL)
+		return 0;				/* no constants */
+	text = queryDesc->sourceText + Max(plan->stmt_location, 0);
+	len = plan->stmt_len > 0 ? plan->stmt_len : (int) strlen(text);
+	/* unknown offset (text evicted from the cache): hash the whole statement */
+	if (offset < 0 || offset > len)
+		offset = 0;
+	return hash_bytes_extended((const unsigned char *) text + offset, len - offset, 0);
+}
+
+/* ---------- parse analysis: normalized text ---------- */
 
 static void
 n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
@@ -206,29 +224,6 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 
 	if (query->queryId == UINT64CONST(0) || query->utilityStmt)
 		return;
-
-	/*
-	 * The simple protocol puts parameters in the text: hash the statement
-	 * from its first constant on.  Bound parameters are hashed at execution.
-	 */
-	last_parsed_queryid = query->queryId;
-	last_parsed_constants_hash = 0;
-	if (jstate && jstate->clocations_count > 0 && pstate->p_sourcetext)
-	{
-		int			first = jstate->clocations[0].location;
-		int			end;
-
-		for (int i = 1; i < jstate->clocations_count; i++)
-			first = Min(first, jstate->clocations[i].location);
-		if (query->stmt_len > 0)
-			end = query->stmt_location + query->stmt_len;
-		else
-			end = strlen(pstate->p_sourcetext);
-		if (first >= 0 && first < end)
-			last_parsed_constants_hash =
-				hash_bytes_extended((const unsigned char *) pstate->p_sourcetext + first,
-									end - first, 0);
-	}
 
 	n1_query_text_remember(query->queryId, pstate->p_sourcetext,
 						   query->stmt_location, query->stmt_len, jstate);
@@ -436,6 +431,9 @@ on_burst_statement(QueryDesc *queryDesc, const N1StatementResult *result)
 	{
 		N1OffenderKey key;
 
+		n1_query_text_remember_source(burst->query_id, queryDesc->sourceText,
+									  queryDesc->plannedstmt->stmt_location,
+									  queryDesc->plannedstmt->stmt_len);
 		make_key(&key, local->userid, burst);
 		n1_offender_publish(&key, n1_query_text_lookup(burst->query_id),
 							n1_query_text_lookup(burst->parent_query_id));
@@ -674,9 +672,8 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 		return;
 
 	stmt.query_id = queryDesc->plannedstmt->queryId;
-	stmt.param_hash = hash_params(queryDesc->params);
-	if (stmt.query_id == last_parsed_queryid)
-		stmt.param_hash = hash_combine64(stmt.param_hash, last_parsed_constants_hash);
+	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
+									 hash_constants(queryDesc));
 	stmt.start_us = (int64) ended.start;
 	stmt.end_us = (int64) GetCurrentTimestamp();
 	/* Only rows sent back can drive a loop: not those an UPDATE touched. */

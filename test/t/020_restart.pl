@@ -22,16 +22,28 @@ $node->restart;
 is($node->safe_psql('postgres', $query), $before, 'offenders survive a clean restart');
 ok(!-e $node->data_dir . '/pg_stat/n1detect.stat', 'the saved file is removed once loaded');
 
-# A crash (immediate stop) does not save, and the file loaded at the
-# previous start is gone, so the offenders are lost, not resurrected stale.
-$node->stop('immediate');
-$node->start;
+# A crash (the postmaster killed) does not save, and the file loaded at
+# the previous start is gone, so the offenders are lost, not resurrected
+# stale.
+my @pids = split /\n/, $node->safe_psql('postgres',
+	'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
+push @pids, (split /\n/, PostgreSQL::Test::Utils::slurp_file($node->data_dir . '/postmaster.pid'))[0];
+$node->kill9;
+# wait until the killed postmaster and its children are gone
+for (1 .. 180)
+{
+	last unless grep { kill 0, $_ } @pids;
+	select undef, undef, undef, 0.5;
+}
+my $started = $node->start(fail_ok => 1);
+ok($started, 'the server starts after its postmaster was killed');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM n1_offenders'), '0',
 	'offenders are not kept across a crash');
 
 # n1detect.save = off: nothing is kept across a clean restart.
 $node->safe_psql('postgres', N1Test::n_plus_one_sql(list_size => 6));
 $node->append_conf('postgresql.conf', "n1detect.save = off\n");
+$node->reload;
 $node->restart;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM n1_offenders'), '0',
 	'with n1detect.save = off nothing is kept');

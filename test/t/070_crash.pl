@@ -7,7 +7,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use N1Test;
 
-my $node = N1Test::new_node('crash');
+my $node = N1Test::new_node('crash', conf => "restart_after_crash = on\n");
 N1Test::create_schema($node);
 
 my $victim = $node->background_psql('postgres', on_error_stop => 0);
