@@ -31,8 +31,13 @@ extern double n1_fast_count_max_error;
 extern int	n1_fast_count_budget_ms;
 extern int	n1_fast_count_seed;
 
-/* z for a two-sided 95% interval */
-#define FC_Z95 1.959963984540054
+/*
+ * z of the reported "95%" interval and of the precision target: 1.96 widened
+ * by 10% (a normal 96.8% interval), which absorbs the error of the variance
+ * estimate and of stopping as soon as the target is met.  Measured coverage
+ * is in bench/fast_count/results.txt.
+ */
+#define FC_Z95 (1.959963984540054 * 1.1)
 
 typedef enum FcMethod
 {
