@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -93,6 +94,24 @@ static const char *seen_application_name_ptr = NULL;
 static char seen_application_name[NAMEDATALEN];
 
 static TypeInfo type_cache[TYPE_CACHE_SLOTS];
+
+/*
+ * Statements that read no user table are never offenders nor parents:
+ * SELECT 1, SELECT now(), and the catalog queries of drivers and ORMs
+ * (type and table introspection), whose rows drive no application loop.
+ */
+static inline bool
+reads_user_table(PlannedStmt *plan)
+{
+	ListCell   *lc;
+
+	foreach(lc, plan->relationOids)
+	{
+		if (lfirst_oid(lc) >= FirstNormalObjectId)
+			return true;
+	}
+	return false;
+}
 
 static inline bool
 tracking_at(int level)
@@ -540,10 +559,9 @@ n1_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
-	/* Statements that read no table (SELECT 1, SELECT now()) are never offenders. */
 	if (n1_shared == NULL || !tracking_at(exec_nested_level) ||
 		queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
-		queryDesc->plannedstmt->relationOids == NIL ||
+		!reads_user_table(queryDesc->plannedstmt) ||
 		(eflags & EXEC_FLAG_EXPLAIN_ONLY) || IsParallelWorker())
 		return;
 
