@@ -20,6 +20,11 @@ TAP_TESTS = 1
 PROVE_TESTS = $(if $(T),$(T),test/t/*.pl)
 
 PG_CPPFLAGS = -I$(srcdir)/src
+# N1_ASSERT=1: enable Assert() in n1detect's code even on a server built
+# without --enable-cassert (tools/test builds this way)
+ifeq ($(N1_ASSERT),1)
+PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
+endif
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 PG_CONFIG ?= pg_config

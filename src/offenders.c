@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "n1detect.h"
@@ -81,31 +82,57 @@ usage_compare(const void *a, const void *b)
 	return 0;
 }
 
-/* Evicts the least used entries; caller holds the lock exclusively. */
+/*
+ * Room to sort the entries for eviction, allocated once per backend outside
+ * the lock (n1_offender_publish), because a burst may be recorded where an
+ * error must not happen: in a commit callback, or at backend exit.
+ */
+static N1Offender **eviction_space = NULL;
+
+static void
+prepare_eviction_space(void)
+{
+	if (eviction_space == NULL)
+		eviction_space = MemoryContextAllocExtended(TopMemoryContext,
+													n1_max_offenders * sizeof(N1Offender *),
+													MCXT_ALLOC_NO_OOM);
+}
+
+/*
+ * Evicts the least used entries (EVICT_FRACTION of them, at least one);
+ * caller holds the lock exclusively.  Never raises an error: without room
+ * to sort, it evicts the single least used entry.
+ */
 static void
 evict_locked(void)
 {
 	HASH_SEQ_STATUS status;
-	N1Offender **entries;
 	N1Offender *entry;
+	N1Offender *least = NULL;
 	int			n = 0;
 	int			n_evict;
 
-	entries = palloc(hash_get_num_entries(n1_offenders_hash) * sizeof(N1Offender *));
 	hash_seq_init(&status, n1_offenders_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		entries[n++] = entry;
 		entry->usage *= USAGE_DECAY;
+		if (least == NULL || entry->usage < least->usage)
+			least = entry;
+		if (eviction_space && n < n1_max_offenders)
+			eviction_space[n++] = entry;
 	}
-	qsort(entries, n, sizeof(N1Offender *), usage_compare);
-
-	n_evict = Max(1, (int) (n * EVICT_FRACTION));
-	n_evict = Min(n_evict, n);
-	for (int i = 0; i < n_evict; i++)
-		hash_search(n1_offenders_hash, &entries[i]->key, HASH_REMOVE, NULL);
-	pfree(entries);
 	n1_shared->dealloc++;
+
+	if (eviction_space == NULL)
+	{
+		if (least)
+			hash_search(n1_offenders_hash, &least->key, HASH_REMOVE, NULL);
+		return;
+	}
+	qsort(eviction_space, n, sizeof(N1Offender *), usage_compare);
+	n_evict = Min(Max(1, (int) (n * EVICT_FRACTION)), n);
+	for (int i = 0; i < n_evict; i++)
+		hash_search(n1_offenders_hash, &eviction_space[i]->key, HASH_REMOVE, NULL);
 }
 
 /*
@@ -151,6 +178,8 @@ n1_offender_publish(const N1OffenderKey *key, const char *query, const char *par
 {
 	N1Offender *entry;
 	bool		found;
+
+	prepare_eviction_space();
 
 	LWLockAcquire(n1_shared->lock, LW_SHARED);
 	entry = hash_search(n1_offenders_hash, key, HASH_FIND, NULL);

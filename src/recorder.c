@@ -654,7 +654,7 @@ static void
 n1_ExecutorEnd(QueryDesc *queryDesc)
 {
 	OpenQuery  *open = NULL;
-	OpenQuery	ended;
+	OpenQuery	ended = {0};
 	N1Statement stmt;
 	N1StatementResult result;
 	N1SlotEvent event;
