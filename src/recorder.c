@@ -57,9 +57,13 @@ typedef struct OpenQuery
 /* What this backend knows of each burst of the open unit (by N1Burst.index). */
 typedef struct LocalBurst
 {
-	uint64		generation;		/* n1_shared->generation when the burst began */
+	uint64		generation;		/* n1_shared->generation the counts below belong to */
 	Oid			userid;
 	N1Samples	samples;
+	/* what the burst had counted when n1_reset() came in its middle */
+	int64		reset_calls;
+	int64		reset_exec_us;
+	int64		reset_start_us; /* first call after that reset; 0 if none came */
 } LocalBurst;
 
 /* Type length and by-value flag per type OID, so hashing never reads the catalog twice. */
@@ -250,22 +254,53 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 
 /* ---------- bursts: the slow path ---------- */
 
+/*
+ * The burst as counted since the reset it lives in: a burst that was in
+ * progress when n1_reset() ran starts again from its next call.
+ */
 static void
-copy_to_slot_burst(N1SlotBurst *out, const N1Burst *burst, const LocalBurst *local)
+counted_since_reset(N1Burst *out, const N1Burst *burst, const LocalBurst *local)
+{
+	*out = *burst;
+	if (local->reset_start_us != 0)
+	{
+		out->calls -= local->reset_calls;
+		out->exec_us -= local->reset_exec_us;
+		out->first_start_us = local->reset_start_us;
+	}
+}
+
+/* n1_reset() ran since this burst's latest call: count it afresh from this call. */
+static bool
+restart_after_reset(LocalBurst *local, const N1Burst *burst, const N1Statement *stmt)
+{
+	uint64		generation = pg_atomic_read_u64(&n1_shared->generation);
+
+	if (likely(local->generation == generation))
+		return false;
+	local->generation = generation;
+	local->reset_calls = burst->calls - 1;
+	local->reset_exec_us = burst->exec_us - Max(stmt->end_us - stmt->start_us, 0);
+	local->reset_start_us = stmt->start_us;
+	return true;
+}
+
+static void
+copy_to_slot_burst(N1SlotBurst *out, const N1Burst *counted, const LocalBurst *local)
 {
 	out->used = true;
 	out->generation = local->generation;
 	out->userid = local->userid;
-	out->queryid = burst->query_id;
-	out->parent_queryid = burst->parent_query_id;
-	out->kind = burst->kind;
-	out->calls = burst->calls;
-	out->distinct_params = burst->distinct_params;
-	out->parent_calls = burst->parent_calls;
-	out->parent_rows = (int64) burst->parent_rows;
-	out->exec_us = burst->exec_us;
-	out->first_start = (TimestampTz) burst->first_start_us;
-	out->last_end = (TimestampTz) burst->last_end_us;
+	out->queryid = counted->query_id;
+	out->parent_queryid = counted->parent_query_id;
+	out->kind = counted->kind;
+	out->calls = counted->calls;
+	out->distinct_params = counted->distinct_params;
+	out->parent_calls = counted->parent_calls;
+	out->parent_rows = (int64) counted->parent_rows;
+	out->exec_us = counted->exec_us;
+	out->first_start = (TimestampTz) counted->first_start_us;
+	out->last_end = (TimestampTz) counted->last_end_us;
 	out->samples = local->samples;
 }
 
@@ -286,9 +321,11 @@ burst_ended(void *arg, const N1Burst *burst, N1UnitEndReason reason)
 {
 	LocalBurst *local = &local_bursts[burst->index];
 	N1OffenderKey key;
+	N1Burst		counted;
 
+	counted_since_reset(&counted, burst, local);
 	make_key(&key, local->userid, burst);
-	n1_offender_record_burst(&key, burst, &local->samples,
+	n1_offender_record_burst(&key, &counted, &local->samples,
 							 slot ? slot->application_name : NULL,
 							 n1_query_text_lookup(burst->query_id),
 							 n1_query_text_lookup(burst->parent_query_id),
@@ -433,20 +470,26 @@ act_on_burst(const N1Burst *burst)
 }
 
 static void
-on_burst_statement(QueryDesc *queryDesc, const N1StatementResult *result)
+on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
+				   const N1StatementResult *result)
 {
 	const N1Burst *burst = result->burst;
 	LocalBurst *local = &local_bursts[burst->index];
+	bool		publish = result->kind_changed;
 
 	if (result->crossed)
 	{
 		local->generation = pg_atomic_read_u64(&n1_shared->generation);
 		local->userid = GetUserId();
 		local->samples.count = 0;
+		local->reset_start_us = 0;
 	}
+	else if (restart_after_reset(local, burst, stmt))
+		publish = true;			/* the reset removed its row */
+
 	if (result->capture_sample)
 		capture_sample(queryDesc, &local->samples);
-	if (result->kind_changed)
+	if (publish)
 	{
 		N1OffenderKey key;
 
@@ -460,8 +503,10 @@ on_burst_statement(QueryDesc *queryDesc, const N1StatementResult *result)
 	if (slot && burst->index < N1_SLOT_BURSTS)
 	{
 		N1SlotBurst copy;
+		N1Burst		counted;
 
-		copy_to_slot_burst(&copy, burst, local);
+		counted_since_reset(&counted, burst, local);
+		copy_to_slot_burst(&copy, &counted, local);
 		n1_slot_write_burst(slot, burst->index, &copy);
 	}
 	if (result->kind_changed && n1_action != N1_ACTION_NONE)
@@ -714,7 +759,7 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 
 	n1_detector_statement(&detector, &stmt, &result);
 	if (result.burst)
-		on_burst_statement(queryDesc, &result);
+		on_burst_statement(queryDesc, &stmt, &result);
 }
 
 /* ---------- utility statements: nesting ---------- */

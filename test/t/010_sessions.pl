@@ -70,6 +70,22 @@ $idle->query_safe("COMMIT");
 is($node->safe_psql('postgres',
 		"SELECT kind, calls, in_progress FROM n1_bursts"),
 	"n_plus_one|9|f", "and it is recorded once when the unit ends");
+is($node->safe_psql('postgres', "SELECT bursts, calls FROM n1_offenders"), "1|9",
+	"n1_offenders counts it once");
+
+# n1_reset() in the middle of a burst: the burst counts again from its next call.
+$node->safe_psql('postgres', 'SELECT n1_reset()');
+$idle->query_safe(N1Test::n_plus_one_sql(list_size => 6) =~ s/COMMIT;\n$//r);
+$node->safe_psql('postgres', 'SELECT n1_reset()');
+is($node->safe_psql('postgres', "SELECT count(*) FROM n1_offenders"), '0',
+	'n1_reset() empties the views, bursts in progress included');
+$idle->query_safe("SELECT name FROM authors WHERE id = 60; SELECT name FROM authors WHERE id = 61; SELECT name FROM authors WHERE id = 62;");
+is($node->safe_psql('postgres', "SELECT kind, query, calls FROM n1_offenders"),
+	"n_plus_one|SELECT name FROM authors WHERE id = \$1|3",
+	'a burst that goes on after the reset shows the calls made since, with its text');
+$idle->query_safe("COMMIT");
+is($node->safe_psql('postgres', "SELECT kind, calls, in_progress FROM n1_bursts"),
+	"n_plus_one|3|f", 'and is recorded with them');
 $idle->quit;
 
 # pgbench -S: a stream of independent point lookups is a loop, never an N+1.
