@@ -200,7 +200,9 @@ extern void n1_mark_own_statement(void);
 
 struct JumbleState;
 extern void n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
-								   int query_len, struct JumbleState *jstate);
+								   int query_len, int execution_loc,
+								   struct JumbleState *jstate);
+extern int	n1_cursor_query_start(const char *query, int loc, int len);
 extern void n1_query_text_remember_source(uint64 queryid, const char *query,
 										  int query_loc, int query_len);
 extern const char *n1_query_text_lookup(uint64 queryid);

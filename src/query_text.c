@@ -202,12 +202,14 @@ generate_normalized_query(JumbleState *jstate, const char *query,
 
 /*
  * Remembers the normalized text of a statement the first time its query id
- * is seen (a cache hit costs one comparison).  query/query_loc/query_len are
- * those of the parsed Query (the source string may hold several statements).
+ * is seen (a cache hit costs one comparison).  query/query_loc/query_len
+ * delimit the statement's text (the source string may hold several);
+ * execution_loc is where the executed plan says the statement starts
+ * (PlannedStmt.stmt_location), from which constants offsets are counted.
  */
 void
 n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
-					   int query_len, JumbleState *jstate)
+					   int query_len, int execution_loc, JumbleState *jstate)
 {
 	CachedText *hit = cache_find(queryid);
 	const char *stmt;
@@ -230,7 +232,7 @@ n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
 
 		for (int i = 1; i < jstate->clocations_count; i++)
 			first = Min(first, jstate->clocations[i].location);
-		constants_offset = Max(first - Max(query_loc, 0), 0);
+		constants_offset = Max(first - Max(execution_loc, 0), 0);
 	}
 
 	stmt = CleanQuerytext(query, &query_loc, &query_len);
@@ -242,6 +244,48 @@ n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
 	clip_text(norm);
 	MemoryContextSwitchTo(old);
 	cache_store(queryid, norm, constants_offset);
+}
+
+/*
+ * Where the query of "DECLARE name ... CURSOR [WITH[OUT] HOLD] FOR query"
+ * starts in query (an offset like loc), or -1.  So a cursor's text is its
+ * SELECT, as when that SELECT runs on its own, under the same query id.
+ */
+int
+n1_cursor_query_start(const char *query, int loc, int len)
+{
+	core_yyscan_t yyscanner;
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	char	   *stmt;
+	int			tok;
+	bool		seen_cursor = false;
+	bool		seen_for = false;
+	int			start = -1;
+
+	if (query == NULL)
+		return -1;
+	loc = Max(loc, 0);
+	if (len <= 0)
+		len = strlen(query + loc);
+	stmt = pnstrdup(query + loc, len);
+	yyscanner = scanner_init(stmt, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((tok = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
+	{
+		if (seen_for)
+		{
+			start = loc + yylloc;
+			break;
+		}
+		if (tok == CURSOR)
+			seen_cursor = true;
+		else if (tok == FOR && seen_cursor)
+			seen_for = true;
+	}
+	scanner_finish(yyscanner);
+	pfree(stmt);
+	return start;
 }
 
 /*
