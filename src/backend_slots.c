@@ -131,12 +131,18 @@ n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event)
 	END_WRITE(slot);
 }
 
+/*
+ * Writes a burst in progress.  Without samples only the counts are copied
+ * (samples come last in N1SlotBurst): that is what changes on every call.
+ */
 void
-n1_slot_write_burst(N1BackendSlot *slot, int index, const N1SlotBurst *burst)
+n1_slot_write_burst(N1BackendSlot *slot, int index, const N1SlotBurst *burst,
+					bool with_samples)
 {
 	Assert(index >= 0 && index < N1_SLOT_BURSTS);
 	BEGIN_WRITE(slot);
-	slot->bursts[index] = *burst;
+	memcpy(&slot->bursts[index], burst,
+		   with_samples ? sizeof(N1SlotBurst) : offsetof(N1SlotBurst, samples));
 	END_WRITE(slot);
 }
 

@@ -165,7 +165,7 @@ typedef struct N1SlotBurst
 	int64		exec_us;
 	TimestampTz first_start;
 	TimestampTz last_end;
-	N1Samples	samples;
+	N1Samples	samples;		/* last: see n1_slot_write_burst */
 } N1SlotBurst;
 
 typedef struct N1BackendSlot
@@ -185,7 +185,8 @@ extern Size n1_slots_shmem_size(void);
 extern void n1_slots_shmem_init(void);
 extern N1BackendSlot *n1_my_slot(void);
 extern void n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event);
-extern void n1_slot_write_burst(N1BackendSlot *slot, int index, const N1SlotBurst *burst);
+extern void n1_slot_write_burst(N1BackendSlot *slot, int index, const N1SlotBurst *burst,
+								bool with_samples);
 extern void n1_slot_clear_burst(N1BackendSlot *slot, int index);
 extern void n1_slot_set_application_name(N1BackendSlot *slot, const char *name);
 extern int	n1_slot_count(void);

@@ -315,7 +315,6 @@ copy_to_slot_burst(N1SlotBurst *out, const N1Burst *counted, const LocalBurst *l
 	out->exec_us = counted->exec_us;
 	out->first_start = (TimestampTz) counted->first_start_us;
 	out->last_end = (TimestampTz) counted->last_end_us;
-	out->samples = local->samples;
 }
 
 static void
@@ -518,10 +517,13 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 	{
 		N1SlotBurst copy;
 		N1Burst		counted;
+		bool		with_samples = publish || result->capture_sample;
 
 		counted_since_reset(&counted, burst, local);
 		copy_to_slot_burst(&copy, &counted, local);
-		n1_slot_write_burst(slot, burst->index, &copy);
+		if (with_samples)
+			copy.samples = local->samples;
+		n1_slot_write_burst(slot, burst->index, &copy, with_samples);
 	}
 	if (result->kind_changed && n1_action != N1_ACTION_NONE)
 		act_on_burst(burst);
