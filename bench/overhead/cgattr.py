@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+"""Where an extension's instructions go, from a callgrind output file.
+
+Reads a callgrind.out file (any callgrind version writing format version 1,
+with or without name compression) and prints, per statement, the instructions
+spent by the functions of one shared object (the extension):
+
+  self     instructions executed in the function itself;
+  callees  inclusive instructions of the calls it makes to functions outside
+           the object (GetCurrentTimestamp, hash_bytes_extended, sigsetjmp,
+           ...), except the calls that would happen without the extension:
+           the executor/utility chain its hooks pass control to
+           (standard_ExecutorRun, the previous hook, ...);
+  total    self + callees: what the extension adds, per function.
+
+Given a second profile of the same program run on no statements (START_OUT),
+its costs are subtracted function by function, so start-up work (_PG_init,
+shared memory set-up) drops out and what is left is the cost of the
+statements alone.
+
+The grand total is what the extension costs per statement as seen from inside
+the profile; compare it with the difference of the runs' totals (with and
+without the extension), which is the real figure: it also holds what the
+extension changes elsewhere (cache effects do not count here, but e.g. a
+different path taken by PostgreSQL would).
+
+Usage: cgattr.py CALLGRIND_OUT OBJECT_SUBSTRING STATEMENTS [START_OUT] [--chain NAME ...]
+"""
+import re
+import sys
+from collections import defaultdict
+
+# Calls that a hook makes on behalf of PostgreSQL itself: not extension cost.
+DEFAULT_CHAIN = (
+    "standard_ExecutorStart", "standard_ExecutorRun", "standard_ExecutorFinish",
+    "standard_ExecutorEnd", "standard_ProcessUtility", "standard_planner",
+    # hooks of other preloaded modules, when the extension chains to them
+    "pgss_ExecutorStart", "pgss_ExecutorRun", "pgss_ExecutorFinish",
+    "pgss_ExecutorEnd", "pgss_ProcessUtility", "pgss_post_parse_analyze",
+    "pgss_planner",
+)
+
+_compressed = re.compile(r"^\((\d+)\)(?: (.*))?$")
+
+
+class Profile:
+    def __init__(self):
+        self.self_cost = defaultdict(int)        # (ob, fn) -> Ir
+        self.calls = defaultdict(int)            # ((ob, fn), (cob, cfn)) -> inclusive Ir
+        self.call_count = defaultdict(int)       # same key -> number of calls
+        self.totals = None
+
+
+def _name(table, value):
+    """Resolves callgrind name compression: '(12) name' defines, '(12)' refers."""
+    m = _compressed.match(value)
+    if not m:
+        return value
+    key, name = m.group(1), m.group(2)
+    if name is not None:
+        table[key] = name
+        return name
+    return table.get(key, "(%s)" % key)
+
+
+def parse(path):
+    prof = Profile()
+    obs, fns, fls = {}, {}, {}
+    ob = fn = None
+    cob = cfn = None
+    pending_call = None      # number of calls when the next cost line is a call's cost
+    with open(path, "r", errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            c = line[0]
+            if c.isdigit() or c in "+-*":
+                fields = line.split()
+                if len(fields) < 2:
+                    continue
+                cost = int(fields[1])
+                if pending_call is not None:
+                    key = ((ob, fn), (cob if cob is not None else ob, cfn))
+                    prof.calls[key] += cost
+                    prof.call_count[key] += pending_call
+                    pending_call = None
+                    cob = cfn = None
+                else:
+                    prof.self_cost[(ob, fn)] += cost
+                continue
+            if "=" not in line:
+                continue
+            key, _, value = line.partition("=")
+            if key == "ob":
+                ob = _name(obs, value)
+            elif key == "fn":
+                fn = _name(fns, value)
+                cob = cfn = None
+            elif key == "cob":
+                cob = _name(obs, value)
+            elif key == "cfn":
+                cfn = _name(fns, value)
+            elif key in ("fl", "fi", "fe", "cfi", "cfl"):
+                _name(fls, value)
+            elif key == "calls":
+                pending_call = int(value.split()[0])
+            elif key in ("totals", "summary"):
+                prof.totals = int(value.split()[0])
+    return prof
+
+
+def attribute(prof, obj_substring, chain=DEFAULT_CHAIN):
+    """Rows (function, self, callees, calls made, {callee: Ir}) for the object's functions."""
+    rows = {}
+    for (ob, fn), cost in prof.self_cost.items():
+        if ob and obj_substring in ob:
+            rows.setdefault(fn, [0, 0, defaultdict(int)])[0] += cost
+    for ((ob, fn), (cob, cfn)), cost in prof.calls.items():
+        if not (ob and obj_substring in ob):
+            continue
+        row = rows.setdefault(fn, [0, 0, defaultdict(int)])
+        if cob and obj_substring in cob:
+            continue            # counted as the callee's own row
+        if cfn in chain:
+            continue            # would run without the extension too
+        row[1] += cost
+        row[2][cfn] += cost
+    return rows
+
+
+def subtract(rows, base_rows):
+    """rows - base_rows, function by function (start-up cost removed)."""
+    for name, (s, c, by) in base_rows.items():
+        row = rows.setdefault(name, [0, 0, defaultdict(int)])
+        row[0] -= s
+        row[1] -= c
+        for cfn, cost in by.items():
+            row[2][cfn] -= cost
+    return rows
+
+
+def report(path, obj_substring, statements, start_path=None, chain=DEFAULT_CHAIN, top=25,
+           out=sys.stdout):
+    prof = parse(path)
+    rows = attribute(prof, obj_substring, chain)
+    if start_path:
+        rows = subtract(rows, attribute(parse(start_path), obj_substring, chain))
+    rows = {n: r for n, r in rows.items() if abs(r[0] + r[1]) >= statements / 20 or abs(r[0]) >= statements / 20}
+    ordered = sorted(rows.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))
+    w = max([len(n) for n, _ in ordered[:top]] + [20])
+    out.write("%-*s %10s %10s %10s\n" % (w, "function (%s)" % obj_substring, "self", "callees", "total"))
+    sum_self = sum_callees = 0
+    for name, (s, c, _) in ordered:
+        sum_self += s
+        sum_callees += c
+    for name, (s, c, _) in ordered[:top]:
+        out.write("%-*s %10.1f %10.1f %10.1f\n" % (w, name, s / statements, c / statements,
+                                                   (s + c) / statements))
+    if len(ordered) > top:
+        rest = ordered[top:]
+        out.write("%-*s %10.1f %10.1f %10.1f\n" % (
+            w, "(%d more)" % len(rest), sum(r[1][0] for r in rest) / statements,
+            sum(r[1][1] for r in rest) / statements,
+            sum(r[1][0] + r[1][1] for r in rest) / statements))
+    out.write("%-*s %10.1f %10.1f %10.1f\n" % (w, "TOTAL", sum_self / statements,
+                                               sum_callees / statements,
+                                               (sum_self + sum_callees) / statements))
+    # the outside functions the extension calls, summed over its functions
+    callees = defaultdict(int)
+    for _, (_, _, by) in rows.items():
+        for cfn, cost in by.items():
+            callees[cfn] += cost
+    if callees:
+        out.write("\noutside functions called by %s (inclusive, per statement):\n" % obj_substring)
+        for cfn, cost in sorted(callees.items(), key=lambda kv: -kv[1])[:12]:
+            if cost / statements >= 0.5:
+                out.write("  %-40s %8.1f\n" % (cfn, cost / statements))
+    return prof, (sum_self + sum_callees) / statements
+
+
+def main(argv):
+    if len(argv) < 4:
+        sys.stderr.write(__doc__)
+        return 2
+    chain = list(DEFAULT_CHAIN)
+    if "--chain" in argv:
+        i = argv.index("--chain")
+        chain += argv[i + 1:]
+        argv = argv[:i]
+    report(argv[1], argv[2], int(argv[3]), argv[4] if len(argv) > 4 else None, chain)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
