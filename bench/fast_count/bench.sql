@@ -116,25 +116,29 @@ SELECT name, setting, unit FROM pg_settings
  ORDER BY name;
 
 -- warm the caches
+\o /dev/null
 SELECT count(*) FROM uniform_1m; SELECT count(*) FROM uniform_5m;
 SELECT count(*) FROM clustered_5m; SELECT count(*) FROM partitioned_5m;
+\o
 
-SELECT bench_case('uniform 1M', 'uniform_1m', NULL);
-SELECT bench_case('uniform 5M', 'uniform_5m', NULL);
-SELECT bench_case('clustered+bloated 5M', 'clustered_5m', NULL);
-SELECT bench_case('partitioned 5M (10 leaves)', 'partitioned_5m', NULL);
-SELECT bench_case('uniform 5M, grown 3x since ANALYZE', 'grown_5m', NULL);
-SELECT bench_case('uniform 5M, 90% deleted, no VACUUM', 'deleted_5m', NULL);
-SELECT bench_case('never analyzed 5M', 'fresh_5m', NULL);
-SELECT bench_case('uniform 1M', 'uniform_1m', 'a < 10');
-SELECT bench_case('uniform 5M', 'uniform_5m', 'a = 42');
-SELECT bench_case('uniform 5M', 'uniform_5m', 'a < 10');
-SELECT bench_case('uniform 5M', 'uniform_5m', 'a < 50');
-SELECT bench_case('clustered+bloated 5M', 'clustered_5m', 'a < 10');
-SELECT bench_case('clustered+bloated 5M', 'clustered_5m', 'b < 100');
-SELECT bench_case('partitioned 5M (10 leaves)', 'partitioned_5m', 'a < 10');
-SELECT bench_case('correlated pair 5M', 'uniform_5m', 'x <= 50 AND y <= 50');
-SELECT bench_case('correlated pair 5M', 'uniform_5m', 'x < 50 AND y < 50');
+DO $$ BEGIN
+  PERFORM bench_case('uniform 1M', 'uniform_1m', NULL);
+  PERFORM bench_case('uniform 5M', 'uniform_5m', NULL);
+  PERFORM bench_case('clustered+bloated 5M', 'clustered_5m', NULL);
+  PERFORM bench_case('partitioned 5M (10 leaves)', 'partitioned_5m', NULL);
+  PERFORM bench_case('uniform 5M, grown 3x since ANALYZE', 'grown_5m', NULL);
+  PERFORM bench_case('uniform 5M, 90% deleted, no VACUUM', 'deleted_5m', NULL);
+  PERFORM bench_case('never analyzed 5M', 'fresh_5m', NULL);
+  PERFORM bench_case('uniform 1M', 'uniform_1m', 'a < 10');
+  PERFORM bench_case('uniform 5M', 'uniform_5m', 'a = 42');
+  PERFORM bench_case('uniform 5M', 'uniform_5m', 'a < 10');
+  PERFORM bench_case('uniform 5M', 'uniform_5m', 'a < 50');
+  PERFORM bench_case('clustered+bloated 5M', 'clustered_5m', 'a < 10');
+  PERFORM bench_case('clustered+bloated 5M', 'clustered_5m', 'b < 100');
+  PERFORM bench_case('partitioned 5M (10 leaves)', 'partitioned_5m', 'a < 10');
+  PERFORM bench_case('correlated pair 5M', 'uniform_5m', 'x <= 50 AND y <= 50');
+  PERFORM bench_case('correlated pair 5M', 'uniform_5m', 'x < 50 AND y < 50');
+END $$;
 
 \echo
 \echo == side by side (best of 3 runs each; errors relative to count(*))
@@ -162,14 +166,16 @@ SELECT case_name AS "case", round(exact_ms::numeric, 1) AS "count(*) ms",
     ON r.case_name = v.c AND r.predicate = '(none)'
  ORDER BY n;
 
-SELECT bench_seeded('uniform 5M', 'uniform_5m', 'a = 42');
-SELECT bench_seeded('uniform 5M', 'uniform_5m', 'a < 5');
-SELECT bench_seeded('uniform 5M', 'uniform_5m', 'a < 10');
-SELECT bench_seeded('uniform 5M', 'uniform_5m', 'a < 50');
-SELECT bench_seeded('uniform 1M', 'uniform_1m', 'a = 42');
-SELECT bench_seeded('clustered+bloated 5M', 'clustered_5m', 'b < 100');
-SELECT bench_seeded('partitioned 5M (10 leaves)', 'partitioned_5m', 'a < 10');
-SELECT bench_seeded('correlated pair 5M', 'uniform_5m', 'x <= 50 AND y <= 50');
+DO $$ BEGIN
+  PERFORM bench_seeded('uniform 5M', 'uniform_5m', 'a = 42');
+  PERFORM bench_seeded('uniform 5M', 'uniform_5m', 'a < 5');
+  PERFORM bench_seeded('uniform 5M', 'uniform_5m', 'a < 10');
+  PERFORM bench_seeded('uniform 5M', 'uniform_5m', 'a < 50');
+  PERFORM bench_seeded('uniform 1M', 'uniform_1m', 'a = 42');
+  PERFORM bench_seeded('clustered+bloated 5M', 'clustered_5m', 'b < 100');
+  PERFORM bench_seeded('partitioned 5M (10 leaves)', 'partitioned_5m', 'a < 10');
+  PERFORM bench_seeded('correlated pair 5M', 'uniform_5m', 'x <= 50 AND y <= 50');
+END $$;
 
 \echo
 \echo == filtered path: 100 seeded runs each (targets: >= 10x faster, >= 95 within 3%, >= 93 covered)
