@@ -1,6 +1,6 @@
-# fast_count on a streaming hot standby (catalog, sampled, exact and planner
-# paths; the last two run subtransactions there), and the error for another
-# session's temporary table.  (Without preloading: 080_no_preload.pl.)
+# fast_count without preloading, on a streaming hot standby (catalog,
+# sampled, exact and planner paths; the last two run subtransactions there),
+# and the error for another session's temporary table.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -8,7 +8,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use N1Test;
 
-my $primary = N1Test::new_node('fc_primary', allows_streaming => 1, preload => 1);
+my $primary = N1Test::new_node('fc_primary', allows_streaming => 1, preload => 0);
 $primary->safe_psql('postgres', q{
 	CREATE EXTENSION n1detect;
 	CREATE TABLE t AS SELECT g AS id, g % 100 AS a FROM generate_series(1, 200000) g;
@@ -29,6 +29,7 @@ $standby->start;
 $primary->wait_for_catchup($standby);
 
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'standby is in recovery');
+is($standby->safe_psql('postgres', 'SHOW shared_preload_libraries'), '', 'n1detect is not preloaded');
 
 my $within = sub {
 	my ($sql, $truth, $tol) = @_;
