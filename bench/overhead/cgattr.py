@@ -26,6 +26,7 @@ different path taken by PostgreSQL would).
 
 Usage: cgattr.py CALLGRIND_OUT OBJECT_SUBSTRING STATEMENTS [START_OUT] [--chain NAME ...]
 """
+import os
 import re
 import sys
 from collections import defaultdict
@@ -177,6 +178,35 @@ def report(path, obj_substring, statements, start_path=None, chain=DEFAULT_CHAIN
             if cost / statements >= 0.5:
                 out.write("  %-40s %8.1f\n" % (cfn, cost / statements))
     return prof, (sum_self + sum_callees) / statements
+
+
+def self_by_function(path, start_path=None):
+    """Self cost per (object basename, function), minus a start-up profile's."""
+    costs = defaultdict(int)
+    for (ob, fn), cost in parse(path).self_cost.items():
+        costs[(os.path.basename(ob or "?"), fn)] += cost
+    if start_path:
+        for (ob, fn), cost in parse(start_path).self_cost.items():
+            costs[(os.path.basename(ob or "?"), fn)] -= cost
+    return costs
+
+
+def diff_report(with_n, with_0, without_n, without_0, statements, top=15, out=sys.stdout):
+    """Functions whose own cost per statement changed between two configurations."""
+    a = self_by_function(with_n, with_0)
+    b = self_by_function(without_n, without_0)
+    delta = {k: a.get(k, 0) - b.get(k, 0) for k in set(a) | set(b)}
+    ordered = sorted(delta.items(), key=lambda kv: -abs(kv[1]))
+    out.write("%-52s %10s\n" % ("function [object]", "delta/stmt"))
+    shown = 0
+    for (ob, fn), d in ordered[:top]:
+        if abs(d) / statements < 0.5:
+            break
+        out.write("%-52s %10.1f\n" % ("%s [%s]" % (fn, ob), d / statements))
+        shown += d
+    total = sum(delta.values())
+    out.write("%-52s %10.1f\n" % ("(all other functions)", (total - shown) / statements))
+    out.write("%-52s %10.1f\n" % ("TOTAL", total / statements))
 
 
 def main(argv):
