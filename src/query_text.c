@@ -44,17 +44,27 @@ typedef struct CachedText
 
 static CachedText text_cache[N1_TEXT_CACHE_SETS][N1_TEXT_CACHE_WAYS];
 static uint64 text_cache_clock = 0;
+/* the entry found last: repeated statements (the N of an N+1) hit it at once */
+static CachedText *last_found = NULL;
 static MemoryContext text_context = NULL;
 
 /* The entry of queryid, or NULL. */
 static inline CachedText *
 cache_find(uint64 queryid)
 {
-	CachedText *set = text_cache[queryid % N1_TEXT_CACHE_SETS];
+	CachedText *set;
 
+	if (likely(last_found != NULL && last_found->queryid == queryid))
+		return last_found;
+	set = text_cache[queryid % N1_TEXT_CACHE_SETS];
 	for (int i = 0; i < N1_TEXT_CACHE_WAYS; i++)
+	{
 		if (set[i].queryid == queryid && set[i].text != NULL)
-			return &set[i];
+		{
+			last_found = &set[i];
+			return last_found;
+		}
+	}
 	return NULL;
 }
 

@@ -299,22 +299,29 @@ restart_after_reset(LocalBurst *local, const N1Burst *burst, const N1Statement *
 	return true;
 }
 
+/* The slot's view of a burst (without samples), as counted since the latest reset. */
 static void
-copy_to_slot_burst(N1SlotBurst *out, const N1Burst *counted, const LocalBurst *local)
+copy_to_slot_burst(N1SlotBurst *out, const N1Burst *burst, const LocalBurst *local)
 {
 	out->used = true;
 	out->generation = local->generation;
 	out->userid = local->userid;
-	out->queryid = counted->query_id;
-	out->parent_queryid = counted->parent_query_id;
-	out->kind = counted->kind;
-	out->calls = counted->calls;
-	out->distinct_params = counted->distinct_params;
-	out->parent_calls = counted->parent_calls;
-	out->parent_rows = (int64) counted->parent_rows;
-	out->exec_us = counted->exec_us;
-	out->first_start = (TimestampTz) counted->first_start_us;
-	out->last_end = (TimestampTz) counted->last_end_us;
+	out->queryid = burst->query_id;
+	out->parent_queryid = burst->parent_query_id;
+	out->kind = burst->kind;
+	out->calls = burst->calls;
+	out->distinct_params = burst->distinct_params;
+	out->parent_calls = burst->parent_calls;
+	out->parent_rows = (int64) burst->parent_rows;
+	out->exec_us = burst->exec_us;
+	out->first_start = (TimestampTz) burst->first_start_us;
+	out->last_end = (TimestampTz) burst->last_end_us;
+	if (unlikely(local->reset_start_us != 0))
+	{
+		out->calls -= local->reset_calls;
+		out->exec_us -= local->reset_exec_us;
+		out->first_start = (TimestampTz) local->reset_start_us;
+	}
 }
 
 static void
@@ -516,11 +523,9 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 	if (slot && burst->index < N1_SLOT_BURSTS)
 	{
 		N1SlotBurst copy;
-		N1Burst		counted;
 		bool		with_samples = publish || result->capture_sample;
 
-		counted_since_reset(&counted, burst, local);
-		copy_to_slot_burst(&copy, &counted, local);
+		copy_to_slot_burst(&copy, burst, local);
 		if (with_samples)
 			copy.samples = local->samples;
 		n1_slot_write_burst(slot, burst->index, &copy, with_samples);
@@ -539,12 +544,10 @@ end_unit_at_exit(int code, Datum arg)
 }
 
 static bool
-ensure_detector(void)
+init_detector(void)
 {
 	N1DetectorConfig config;
 
-	if (likely(detector_ready))
-		return true;
 	slot = n1_my_slot();
 	if (slot == NULL)
 		return false;
@@ -558,6 +561,13 @@ ensure_detector(void)
 	before_shmem_exit(end_unit_at_exit, (Datum) 0);
 	detector_ready = true;
 	return true;
+}
+
+/* The detector, set up on this backend's first statement. */
+static inline bool
+ensure_detector(void)
+{
+	return likely(detector_ready) || init_detector();
 }
 
 /* A change of application_name ends the unit of work. */
@@ -577,17 +587,16 @@ check_application_name(void)
 static void
 xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT)
+	/* called at every commit: keep the common case short */
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
 		/* statements of the aborted transaction will never reach ExecutorEnd */
 		n_open_queries = 0;
 		own_statement_level = -1;
 	}
-	if (!detector_ready || !detector.in_unit)
+	else if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT)
 		return;
-	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT) &&
-		IsTransactionBlock())
+	if (detector_ready && detector.in_unit && IsTransactionBlock())
 		n1_detector_end_unit(&detector, N1_END_TRANSACTION);
 }
 
@@ -696,6 +705,20 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 static void
 n1_ExecutorFinish(QueryDesc *queryDesc)
 {
+	/*
+	 * Only AFTER triggers and data-modifying CTEs run statements here; a
+	 * plain SELECT finishes without them, so it skips the nesting
+	 * bookkeeping (and its PG_TRY).
+	 */
+	if (queryDesc->operation == CMD_SELECT && !queryDesc->plannedstmt->hasModifyingCTE)
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+		return;
+	}
+
 	exec_nested_level++;
 	PG_TRY();
 	{
