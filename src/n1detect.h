@@ -197,6 +197,12 @@ extern bool n1_slot_read(int index, N1BackendSlot *copy);
 extern void n1_recorder_install_hooks(void);
 extern void n1_mark_own_statement(void);
 
+/* ---- samples and action messages (burst_report.c) ---- */
+
+struct QueryDesc;
+extern void n1_capture_sample(struct QueryDesc *queryDesc, N1Samples *samples);
+extern void n1_report_burst(const N1Burst *burst, int elevel);
+
 /* ---- normalized query texts (query_text.c) ---- */
 
 struct JumbleState;

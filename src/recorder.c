@@ -18,15 +18,11 @@
 #include "access/xact.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/params.h"
-#include "optimizer/planner.h"
 #include "parser/analyze.h"
-#include "parser/parse_coerce.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -37,11 +33,6 @@
 #endif
 
 #include "n1detect.h"
-
-/* SQLSTATEs of n1detect.action = error (class N1, implementation-defined). */
-#define ERRCODE_N1_N_PLUS_ONE	MAKE_SQLSTATE('N','1','0','0','1')
-#define ERRCODE_N1_DUPLICATE	MAKE_SQLSTATE('N','1','0','0','2')
-#define ERRCODE_N1_LOOP			MAKE_SQLSTATE('N','1','0','0','3')
 
 /* Statements started but not ended yet (nesting, cursors), by QueryDesc. */
 #define MAX_OPEN_QUERIES 32
@@ -353,82 +344,12 @@ burst_ended(void *arg, const N1Burst *burst, N1UnitEndReason reason)
 							 burst->index < N1_SLOT_BURSTS ? burst->index : -1);
 }
 
-/* Records this call's parameter values as text, as one sample of the burst. */
-static void
-capture_sample(QueryDesc *queryDesc, N1Samples *samples)
-{
-	char	   *out;
-	ParamListInfo params = queryDesc->params;
-
-	if (samples->count >= N1_BURST_SAMPLES)
-		return;
-	out = samples->values[samples->count];
-
-	if (params && params->numParams > 0)
-	{
-		StringInfoData buf;
-		ParamExternData workspace;
-
-		initStringInfo(&buf);
-		for (int i = 0; i < params->numParams && buf.len < N1_SAMPLE_LEN; i++)
-		{
-			ParamExternData *prm;
-
-			prm = params->paramFetch ?
-				params->paramFetch(params, i + 1, true, &workspace) :
-				&params->params[i];
-			if (i > 0)
-				appendStringInfoString(&buf, ", ");
-			if (prm == NULL || prm->isnull || !OidIsValid(prm->ptype))
-				appendStringInfoString(&buf, "NULL");
-			else
-			{
-				Oid			typoutput;
-				bool		typisvarlena;
-				char	   *value;
-
-				getTypeOutputInfo(prm->ptype, &typoutput, &typisvarlena);
-				value = OidOutputFunctionCall(typoutput, prm->value);
-				if (TypeCategory(prm->ptype) == TYPCATEGORY_NUMERIC)
-					appendStringInfoString(&buf, value);
-				else
-					appendStringInfoString(&buf, quote_literal_cstr(value));
-			}
-		}
-		strlcpy(out, buf.data, N1_SAMPLE_LEN);
-		pfree(buf.data);
-	}
-	else if (queryDesc->sourceText)
-		n1_query_literals(queryDesc->sourceText,
-						  queryDesc->plannedstmt->stmt_location,
-						  queryDesc->plannedstmt->stmt_len,
-						  out, N1_SAMPLE_LEN);
-	else
-		out[0] = '\0';
-	samples->count++;
-}
-
-static int
-action_errcode(N1Kind kind)
-{
-	switch (kind)
-	{
-		case N1_KIND_N_PLUS_ONE:
-			return ERRCODE_N1_N_PLUS_ONE;
-		case N1_KIND_DUPLICATE:
-			return ERRCODE_N1_DUPLICATE;
-		default:
-			return ERRCODE_N1_LOOP;
-	}
-}
-
 /* n1detect.action: tell the client (or the log) that a query became a burst. */
 static void
 act_on_burst(const N1Burst *burst)
 {
 	int			elevel;
-	const char *query = n1_query_text_lookup(burst->query_id);
-	const char *parent = n1_query_text_lookup(burst->parent_query_id);
+	N1Burst		reported = *burst;	/* ending the unit below recycles *burst */
 
 	switch (n1_action)
 	{
@@ -446,47 +367,11 @@ act_on_burst(const N1Burst *burst)
 	}
 	if ((n1_action_kinds & (1 << burst->kind)) == 0)
 		return;
-	if (query == NULL)
-		query = "<query text unavailable>";
 
 	/* An error ends the unit of work: the burst is recorded, not lost. */
 	if (elevel == ERROR)
 		n1_detector_end_unit(&detector, N1_END_TRANSACTION);
-
-	switch (burst->kind)
-	{
-		case N1_KIND_N_PLUS_ONE:
-			ereport(elevel,
-					(errcode(action_errcode(burst->kind)),
-					 errmsg("n1detect: N+1 query, %lld calls of one query driven by the rows of another",
-							(long long) burst->calls),
-					 errdetail("Query \"%s\" ran %lld times with %lld different parameter sets, once per row of parent query \"%s\" (%llu rows).",
-							   query, (long long) burst->calls,
-							   (long long) burst->distinct_params,
-							   parent ? parent : "<query text unavailable>",
-							   (unsigned long long) burst->parent_rows),
-					 errhint("Load the related rows with one query: batch the keys with \"= ANY($1)\", or use eager loading (select_related/prefetch_related, includes, selectinload/joinedload).")));
-			break;
-		case N1_KIND_DUPLICATE:
-			ereport(elevel,
-					(errcode(action_errcode(burst->kind)),
-					 errmsg("n1detect: duplicate query, %lld calls with the same parameters",
-							(long long) burst->calls),
-					 errdetail("Query \"%s\" ran %lld times with identical parameters in one unit of work.",
-							   query, (long long) burst->calls),
-					 errhint("Run it once and reuse the result.")));
-			break;
-		default:
-			ereport(elevel,
-					(errcode(action_errcode(burst->kind)),
-					 errmsg("n1detect: query loop, %lld calls of one query with different parameters",
-							(long long) burst->calls),
-					 errdetail("Query \"%s\" ran %lld times with %lld different parameter sets in one unit of work.",
-							   query, (long long) burst->calls,
-							   (long long) burst->distinct_params),
-					 errhint("Fetch all the rows with one query, for example with \"= ANY($1)\".")));
-			break;
-	}
+	n1_report_burst(&reported, elevel);
 }
 
 static void
@@ -508,7 +393,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		publish = true;			/* the reset removed its row */
 
 	if (result->capture_sample)
-		capture_sample(queryDesc, &local->samples);
+		n1_capture_sample(queryDesc, &local->samples);
 	if (publish)
 	{
 		N1OffenderKey key;
