@@ -90,22 +90,31 @@ typedef struct N1Offender
 	char		parent_query[N1_QUERY_TEXT_LEN];
 } N1Offender;
 
-/* One finished burst, for the n1_bursts ring. */
-typedef struct N1BurstRecord
+/*
+ * A burst as readers see it: in its backend's slot while it runs, in the
+ * n1_bursts ring once its unit of work has ended.
+ */
+typedef struct N1BurstSummary
 {
-	int			pid;
 	Oid			userid;
-	Oid			dbid;
-	TimestampTz started_at;
-	TimestampTz ended_at;
 	uint64		queryid;
 	uint64		parent_queryid;
-	int32		kind;
+	int32		kind;			/* N1Kind */
 	int64		calls;
 	int64		distinct_params;
 	int64		parent_calls;
 	int64		parent_rows;
 	int64		exec_us;
+	TimestampTz started_at;		/* first call's start */
+	TimestampTz ended_at;		/* latest call's end */
+} N1BurstSummary;
+
+/* One finished burst, for the n1_bursts ring. */
+typedef struct N1BurstRecord
+{
+	int			pid;
+	Oid			dbid;
+	N1BurstSummary burst;
 	char		application_name[NAMEDATALEN];
 } N1BurstRecord;
 
@@ -127,15 +136,17 @@ extern struct HTAB *n1_offenders_hash;
 
 extern Size n1_offenders_shmem_size(void);
 extern void n1_offenders_shmem_init(void);
+extern void n1_offender_key(N1OffenderKey *key, Oid dbid, const N1BurstSummary *burst);
+extern void n1_offender_add_burst(N1Offender *entry, const N1BurstSummary *burst,
+								  const N1Samples *samples, const char *application_name);
 extern void n1_offender_publish(const N1OffenderKey *key, const char *query,
 								const char *parent_query);
-extern void n1_offender_record_burst(const N1OffenderKey *key, const N1Burst *burst,
-									 const N1Samples *samples, const char *application_name,
+extern void n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
+									 const char *application_name,
 									 const char *query, const char *parent_query,
 									 uint64 generation, struct N1BackendSlot *slot,
 									 int slot_index);
 extern void n1_offenders_reset(void);
-extern N1Offender *n1_offender_insert_locked(const N1OffenderKey *key, bool *found);
 
 /* ---- per-backend slots (backend_slots.c) ---- */
 
@@ -153,18 +164,8 @@ typedef struct N1SlotEvent
 typedef struct N1SlotBurst
 {
 	bool		used;
-	uint64		generation;
-	Oid			userid;
-	uint64		queryid;
-	uint64		parent_queryid;
-	int32		kind;
-	int64		calls;
-	int64		distinct_params;
-	int64		parent_calls;
-	int64		parent_rows;
-	int64		exec_us;
-	TimestampTz first_start;
-	TimestampTz last_end;
+	uint64		generation;		/* n1_shared->generation it counts in */
+	N1BurstSummary burst;
 	N1Samples	samples;		/* last: see n1_slot_write_burst */
 } N1SlotBurst;
 

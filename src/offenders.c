@@ -139,8 +139,8 @@ evict_locked(void)
  * Finds or creates the entry for key; caller holds the lock exclusively.
  * A new entry is zeroed but for its key.
  */
-N1Offender *
-n1_offender_insert_locked(const N1OffenderKey *key, bool *found)
+static N1Offender *
+insert_locked(const N1OffenderKey *key, bool *found)
 {
 	N1Offender *entry;
 
@@ -157,6 +157,45 @@ n1_offender_insert_locked(const N1OffenderKey *key, bool *found)
 	memset((char *) entry + sizeof(N1OffenderKey), 0,
 		   sizeof(N1Offender) - sizeof(N1OffenderKey));
 	return entry;
+}
+
+void
+n1_offender_key(N1OffenderKey *key, Oid dbid, const N1BurstSummary *burst)
+{
+	memset(key, 0, sizeof(*key));
+	key->userid = burst->userid;
+	key->dbid = dbid;
+	key->queryid = burst->queryid;
+	key->parent_queryid = burst->parent_queryid;
+	key->kind = burst->kind;
+}
+
+/*
+ * Adds one burst to a row of n1_offenders (the shared one, or a reader's
+ * copy to which bursts in progress are added).
+ */
+void
+n1_offender_add_burst(N1Offender *entry, const N1BurstSummary *burst,
+					  const N1Samples *samples, const char *application_name)
+{
+	entry->bursts++;
+	entry->calls += burst->calls;
+	entry->max_calls = Max(entry->max_calls, burst->calls);
+	entry->max_distinct_params = Max(entry->max_distinct_params, burst->distinct_params);
+	entry->max_parent_rows = Max(entry->max_parent_rows, burst->parent_rows);
+	entry->total_exec_us += burst->exec_us;
+	entry->usage += burst->calls;
+	if (entry->first_seen == 0 || burst->started_at < entry->first_seen)
+		entry->first_seen = burst->started_at;
+	/* the latest burst gives application_name and samples */
+	if (burst->ended_at >= entry->last_seen)
+	{
+		entry->last_seen = burst->ended_at;
+		strlcpy(entry->application_name, application_name ? application_name : "",
+				NAMEDATALEN);
+		if (samples && samples->count > 0)
+			entry->samples = *samples;
+	}
 }
 
 static void
@@ -193,14 +232,7 @@ n1_offender_publish(const N1OffenderKey *key, const char *query, const char *par
 	LWLockRelease(n1_shared->lock);
 
 	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
-	entry = n1_offender_insert_locked(key, &found);
-	if (!found)
-	{
-		TimestampTz now = GetCurrentTimestamp();
-
-		entry->first_seen = now;
-		entry->last_seen = now;
-	}
+	entry = insert_locked(key, &found);
 	fill_texts(entry, query, parent_query);
 	LWLockRelease(n1_shared->lock);
 }
@@ -213,16 +245,17 @@ n1_offender_publish(const N1OffenderKey *key, const char *query, const char *par
  * latest n1_reset() (its generation is older) is dropped.
  */
 void
-n1_offender_record_burst(const N1OffenderKey *key, const N1Burst *burst,
-						 const N1Samples *samples, const char *application_name,
+n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
+						 const char *application_name,
 						 const char *query, const char *parent_query,
 						 uint64 generation, N1BackendSlot *slot, int slot_index)
 {
+	N1OffenderKey key;
 	N1Offender *entry;
 	N1BurstRecord *record;
 	bool		found;
-	TimestampTz started = (TimestampTz) burst->first_start_us;
-	TimestampTz ended = (TimestampTz) burst->last_end_us;
+
+	n1_offender_key(&key, MyDatabaseId, burst);
 
 	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
 	if (slot && slot_index >= 0)
@@ -233,37 +266,14 @@ n1_offender_record_burst(const N1OffenderKey *key, const N1Burst *burst,
 		return;
 	}
 
-	entry = n1_offender_insert_locked(key, &found);
-	if (!found)
-		entry->first_seen = started;
+	entry = insert_locked(&key, &found);
 	fill_texts(entry, query, parent_query);
-	entry->bursts++;
-	entry->calls += burst->calls;
-	entry->max_calls = Max(entry->max_calls, burst->calls);
-	entry->max_distinct_params = Max(entry->max_distinct_params, burst->distinct_params);
-	entry->max_parent_rows = Max(entry->max_parent_rows, (int64) burst->parent_rows);
-	entry->total_exec_us += burst->exec_us;
-	entry->first_seen = Min(entry->first_seen, started);
-	entry->last_seen = Max(entry->last_seen, ended);
-	entry->usage += burst->calls;
-	strlcpy(entry->application_name, application_name ? application_name : "", NAMEDATALEN);
-	if (samples && samples->count > 0)
-		entry->samples = *samples;
+	n1_offender_add_burst(entry, burst, samples, application_name);
 
 	record = &n1_shared->ring[n1_shared->ring_next % n1_max_bursts];
 	record->pid = MyProcPid;
-	record->userid = key->userid;
-	record->dbid = key->dbid;
-	record->started_at = started;
-	record->ended_at = ended;
-	record->queryid = key->queryid;
-	record->parent_queryid = key->parent_queryid;
-	record->kind = key->kind;
-	record->calls = burst->calls;
-	record->distinct_params = burst->distinct_params;
-	record->parent_calls = burst->parent_calls;
-	record->parent_rows = (int64) burst->parent_rows;
-	record->exec_us = burst->exec_us;
+	record->dbid = MyDatabaseId;
+	record->burst = *burst;
 	strlcpy(record->application_name, application_name ? application_name : "", NAMEDATALEN);
 	n1_shared->ring_next++;
 	n1_shared->bursts_total++;

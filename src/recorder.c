@@ -259,22 +259,6 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 
 /* ---------- bursts: the slow path ---------- */
 
-/*
- * The burst as counted since the reset it lives in: a burst that was in
- * progress when n1_reset() ran starts again from its next call.
- */
-static void
-counted_since_reset(N1Burst *out, const N1Burst *burst, const LocalBurst *local)
-{
-	*out = *burst;
-	if (local->reset_start_us != 0)
-	{
-		out->calls -= local->reset_calls;
-		out->exec_us -= local->reset_exec_us;
-		out->first_start_us = local->reset_start_us;
-	}
-}
-
 /* n1_reset() ran since this burst's latest call: count it afresh from this call. */
 static bool
 restart_after_reset(LocalBurst *local, const N1Burst *burst, const N1Statement *stmt)
@@ -290,12 +274,13 @@ restart_after_reset(LocalBurst *local, const N1Burst *burst, const N1Statement *
 	return true;
 }
 
-/* The slot's view of a burst (without samples), as counted since the latest reset. */
+/*
+ * The burst as readers see it, counted since the reset it lives in: a burst
+ * that was in progress when n1_reset() ran starts again from its next call.
+ */
 static void
-copy_to_slot_burst(N1SlotBurst *out, const N1Burst *burst, const LocalBurst *local)
+summarize(N1BurstSummary *out, const N1Burst *burst, const LocalBurst *local)
 {
-	out->used = true;
-	out->generation = local->generation;
 	out->userid = local->userid;
 	out->queryid = burst->query_id;
 	out->parent_queryid = burst->parent_query_id;
@@ -305,25 +290,14 @@ copy_to_slot_burst(N1SlotBurst *out, const N1Burst *burst, const LocalBurst *loc
 	out->parent_calls = burst->parent_calls;
 	out->parent_rows = (int64) burst->parent_rows;
 	out->exec_us = burst->exec_us;
-	out->first_start = (TimestampTz) burst->first_start_us;
-	out->last_end = (TimestampTz) burst->last_end_us;
+	out->started_at = (TimestampTz) burst->first_start_us;
+	out->ended_at = (TimestampTz) burst->last_end_us;
 	if (unlikely(local->reset_start_us != 0))
 	{
 		out->calls -= local->reset_calls;
 		out->exec_us -= local->reset_exec_us;
-		out->first_start = (TimestampTz) local->reset_start_us;
+		out->started_at = (TimestampTz) local->reset_start_us;
 	}
-}
-
-static void
-make_key(N1OffenderKey *key, Oid userid, const N1Burst *burst)
-{
-	memset(key, 0, sizeof(*key));
-	key->userid = userid;
-	key->dbid = MyDatabaseId;
-	key->queryid = burst->query_id;
-	key->parent_queryid = burst->parent_query_id;
-	key->kind = burst->kind;
 }
 
 /* Detector callback: a burst's unit ended; add it to n1_offenders and n1_bursts. */
@@ -331,19 +305,16 @@ static void
 burst_ended(void *arg, const N1Burst *burst, N1UnitEndReason reason)
 {
 	LocalBurst *local = &local_bursts[burst->index];
-	N1OffenderKey key;
-	N1Burst		counted;
+	N1BurstSummary summary;
 
-	counted_since_reset(&counted, burst, local);
-	make_key(&key, local->userid, burst);
-	n1_offender_record_burst(&key, &counted, &local->samples,
+	summarize(&summary, burst, local);
+	n1_offender_record_burst(&summary, &local->samples,
 							 slot ? slot->application_name : NULL,
 							 n1_query_text_lookup(burst->query_id),
 							 n1_query_text_lookup(burst->parent_query_id),
 							 local->generation, slot,
 							 burst->index < N1_SLOT_BURSTS ? burst->index : -1);
 }
-
 /* n1detect.action: tell the client (or the log) that a query became a burst. */
 static void
 act_on_burst(const N1Burst *burst)
@@ -381,6 +352,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 	const N1Burst *burst = result->burst;
 	LocalBurst *local = &local_bursts[burst->index];
 	bool		publish = result->kind_changed;
+	N1SlotBurst copy;
 
 	if (result->crossed)
 	{
@@ -394,6 +366,9 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 
 	if (result->capture_sample)
 		n1_capture_sample(queryDesc, &local->samples);
+	copy.used = true;
+	copy.generation = local->generation;
+	summarize(&copy.burst, burst, local);
 	if (publish)
 	{
 		N1OffenderKey key;
@@ -401,16 +376,14 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		n1_query_text_remember_source(burst->query_id, queryDesc->sourceText,
 									  queryDesc->plannedstmt->stmt_location,
 									  queryDesc->plannedstmt->stmt_len);
-		make_key(&key, local->userid, burst);
+		n1_offender_key(&key, MyDatabaseId, &copy.burst);
 		n1_offender_publish(&key, n1_query_text_lookup(burst->query_id),
 							n1_query_text_lookup(burst->parent_query_id));
 	}
 	if (slot && burst->index < N1_SLOT_BURSTS)
 	{
-		N1SlotBurst copy;
 		bool		with_samples = publish || result->capture_sample;
 
-		copy_to_slot_burst(&copy, burst, local);
 		if (with_samples)
 			copy.samples = local->samples;
 		n1_slot_write_burst(slot, burst->index, &copy, with_samples);

@@ -138,38 +138,17 @@ n1_offenders(PG_FUNCTION_ARGS)
 	LWLockRelease(n1_shared->lock);
 	forboth(lc, in_progress, lo, owners)
 	{
-		N1SlotBurst *burst = lfirst(lc);
+		N1SlotBurst *b = lfirst(lc);
 		N1BackendSlot *owner = lfirst(lo);
 		N1OffenderKey key;
 		bool		found;
 
-		memset(&key, 0, sizeof(key));
-		key.userid = burst->userid;
-		key.dbid = owner->dbid;
-		key.queryid = burst->queryid;
-		key.parent_queryid = burst->parent_queryid;
-		key.kind = burst->kind;
+		n1_offender_key(&key, owner->dbid, &b->burst);
 		entry = hash_search(merged, &key, HASH_ENTER, &found);
 		if (!found)
-		{
 			memset((char *) entry + sizeof(N1OffenderKey), 0,
 				   sizeof(N1Offender) - sizeof(N1OffenderKey));
-			entry->first_seen = burst->first_start;
-		}
-		entry->bursts++;
-		entry->calls += burst->calls;
-		entry->max_calls = Max(entry->max_calls, burst->calls);
-		entry->max_distinct_params = Max(entry->max_distinct_params, burst->distinct_params);
-		entry->max_parent_rows = Max(entry->max_parent_rows, burst->parent_rows);
-		entry->total_exec_us += burst->exec_us;
-		entry->first_seen = Min(entry->first_seen, burst->first_start);
-		if (burst->last_end >= entry->last_seen)
-		{
-			entry->last_seen = burst->last_end;
-			strlcpy(entry->application_name, owner->application_name, NAMEDATALEN);
-			if (burst->samples.count > 0)
-				entry->samples = burst->samples;
-		}
+		n1_offender_add_burst(entry, &b->burst, &b->samples, owner->application_name);
 	}
 
 	hash_seq_init(&status, merged);
@@ -179,6 +158,10 @@ n1_offenders(PG_FUNCTION_ARGS)
 		bool		nulls[17];
 		int			i = 0;
 		bool		visible = see_all || entry->key.userid == userid;
+
+		/* a row published for a burst that is gone (reset) holds nothing yet */
+		if (entry->bursts == 0)
+			continue;
 
 		memset(nulls, 0, sizeof(nulls));
 		values[i++] = ObjectIdGetDatum(entry->key.userid);
@@ -231,11 +214,8 @@ n1_offenders(PG_FUNCTION_ARGS)
 }
 
 static void
-put_burst_row(ReturnSetInfo *rsinfo, int pid, Oid userid, Oid dbid,
-			  TimestampTz started, TimestampTz ended, bool in_progress,
-			  uint64 queryid, uint64 parent_queryid, int kind, int64 calls,
-			  int64 distinct_params, int64 parent_calls, int64 parent_rows,
-			  int64 exec_us, const char *application_name)
+put_burst_row(ReturnSetInfo *rsinfo, int pid, Oid dbid, const N1BurstSummary *b,
+			  bool in_progress, const char *application_name)
 {
 	Datum		values[15];
 	bool		nulls[15];
@@ -243,31 +223,30 @@ put_burst_row(ReturnSetInfo *rsinfo, int pid, Oid userid, Oid dbid,
 
 	memset(nulls, 0, sizeof(nulls));
 	values[i++] = Int32GetDatum(pid);
-	values[i++] = ObjectIdGetDatum(userid);
+	values[i++] = ObjectIdGetDatum(b->userid);
 	values[i++] = ObjectIdGetDatum(dbid);
-	values[i++] = TimestampTzGetDatum(started);
+	values[i++] = TimestampTzGetDatum(b->started_at);
 	if (in_progress)
 		nulls[i++] = true;
 	else
-		values[i++] = TimestampTzGetDatum(ended);
+		values[i++] = TimestampTzGetDatum(b->ended_at);
 	values[i++] = BoolGetDatum(in_progress);
-	values[i++] = Int64GetDatum((int64) queryid);
-	if (parent_queryid != 0)
-		values[i++] = Int64GetDatum((int64) parent_queryid);
+	values[i++] = Int64GetDatum((int64) b->queryid);
+	if (b->parent_queryid != 0)
+		values[i++] = Int64GetDatum((int64) b->parent_queryid);
 	else
 		nulls[i++] = true;
-	values[i++] = CStringGetTextDatum(n1_kind_sql_name(kind));
-	values[i++] = Int64GetDatum(calls);
-	values[i++] = Int64GetDatum(distinct_params);
-	values[i++] = Int64GetDatum(parent_calls);
-	values[i++] = Int64GetDatum(parent_rows);
-	values[i++] = Float8GetDatum(exec_us / 1000.0);
+	values[i++] = CStringGetTextDatum(n1_kind_sql_name(b->kind));
+	values[i++] = Int64GetDatum(b->calls);
+	values[i++] = Int64GetDatum(b->distinct_params);
+	values[i++] = Int64GetDatum(b->parent_calls);
+	values[i++] = Int64GetDatum(b->parent_rows);
+	values[i++] = Float8GetDatum(b->exec_us / 1000.0);
 	values[i] = text_or_null(application_name, &nulls[i]);
 	i++;
 	Assert(i == lengthof(values));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
-
 Datum
 n1_bursts(PG_FUNCTION_ARGS)
 {
@@ -298,19 +277,14 @@ n1_bursts(PG_FUNCTION_ARGS)
 		N1SlotBurst *b = lfirst(lc);
 		N1BackendSlot *owner = lfirst(lo);
 
-		put_burst_row(rsinfo, owner->pid, b->userid, owner->dbid, b->first_start,
-					  b->last_end, true, b->queryid, b->parent_queryid, b->kind,
-					  b->calls, b->distinct_params, b->parent_calls, b->parent_rows,
-					  b->exec_us, owner->application_name);
+		put_burst_row(rsinfo, owner->pid, owner->dbid, &b->burst, true,
+					  owner->application_name);
 	}
 	for (int i = 0; i < count; i++)
 	{
 		N1BurstRecord *r = &records[i];
 
-		put_burst_row(rsinfo, r->pid, r->userid, r->dbid, r->started_at, r->ended_at,
-					  false, r->queryid, r->parent_queryid, r->kind, r->calls,
-					  r->distinct_params, r->parent_calls, r->parent_rows, r->exec_us,
-					  r->application_name);
+		put_burst_row(rsinfo, r->pid, r->dbid, &r->burst, false, r->application_name);
 	}
 	return (Datum) 0;
 }
