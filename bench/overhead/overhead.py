@@ -380,10 +380,24 @@ def phase_pgbench(b):
     verdict = []
     for mode in MODES:
         n1, ss = costs[mode]["B"], costs[mode]["C"]
-        verdict.append("pgbench -S -M %-8s n1detect costs %.2f%% of TPS (target <= 1%%: %s); "
-                       "pg_stat_statements %.2f%% (n1detect lower: %s)"
-                       % (mode, n1, "met" if n1 <= 1.0 else "MISSED by %.2f points" % (n1 - 1.0),
-                          ss, "yes" if n1 < ss else "NO"))
+        pm, plo, phi = paired_cost(runs, mode, "B")
+        rb, rc = paired_ratios(runs, mode, "B"), paired_ratios(runs, mode, "C")
+        diff = [(rb[r] - rc[r]) * 100.0 for r in rb if r in rc]   # > 0: n1detect cheaper
+        dlo, dhi = boot_ci(diff)
+        if phi <= 1.0:
+            resolved = "resolved: the whole interval is <= 1%"
+        elif plo > 1.0:
+            resolved = "resolved: the whole interval is > 1%"
+        else:
+            resolved = "not resolved by this run: the interval spans 1%"
+        verdict.append(
+            "pgbench -S -M %s: n1detect costs %.2f%% of TPS (target <= 1%%: %s)\n"
+            "  paired %.2f%%, 95%% interval [%.2f%%, %.2f%%]: %s\n"
+            "  pg_stat_statements costs %.2f%%; n1detect lower: %s (pg_stat_statements' paired\n"
+            "  cost minus n1detect's: %+.2f points, 95%% interval [%+.2f, %+.2f])"
+            % (mode, n1, "met" if n1 <= 1.0 else "MISSED by %.2f points" % (n1 - 1.0),
+               pm, plo, phi, resolved, ss, "yes" if n1 < ss else "NO",
+               statistics.median(diff), dlo, dhi))
     out.append("\n".join(verdict) + "\n")
     b.write("pgbench.txt", b.header("pgbench -S: four configurations in alternation") + "\n".join(out))
     b.summary["pgbench"] = verdict
@@ -391,10 +405,32 @@ def phase_pgbench(b):
 
 
 def cost_of(runs, mode, name, base="A"):
-    """TPS cost in % of the configuration against the baseline: 1 - median ratio."""
+    """TPS cost in % of the configuration against the baseline: 1 - ratio of the medians."""
     med = statistics.median([r[3] for r in runs if r[1] == mode and r[2] == name])
     medb = statistics.median([r[3] for r in runs if r[1] == mode and r[2] == base])
     return (1.0 - med / medb) * 100.0
+
+
+def paired_ratios(runs, mode, name, base="A"):
+    """{round: TPS of name / TPS of base in the same round}."""
+    basevals = {r[0]: r[3] for r in runs if r[1] == mode and r[2] == base}
+    return {r[0]: r[3] / basevals[r[0]] for r in runs
+            if r[1] == mode and r[2] == name and r[0] in basevals}
+
+
+def boot_ci(values, n=4000, seed=1):
+    """95% bootstrap interval of the median of values."""
+    rnd = random.Random(seed)
+    k = len(values)
+    est = sorted(statistics.median([values[rnd.randrange(k)] for _ in range(k)]) for _ in range(n))
+    return est[int(0.025 * n)], est[int(0.975 * n) - 1]
+
+
+def paired_cost(runs, mode, name, base="A"):
+    """Median of the paired costs (%) and its 95% bootstrap interval."""
+    costs = [(1.0 - v) * 100.0 for v in paired_ratios(runs, mode, name, base).values()]
+    lo, hi = boot_ci(costs)
+    return statistics.median(costs), lo, hi
 
 
 def pgbench_table(b, runs, names, base="A", title=None):
@@ -402,31 +438,34 @@ def pgbench_table(b, runs, names, base="A", title=None):
     lines.append(title or "TPS per configuration (medians of %d rounds; ratios to the baseline A)"
                  % max(r[0] for r in runs))
     lines.append("")
-    hdr = "%-9s %-2s %-36s %10s %10s %10s %8s %9s %22s" % (
+    hdr = "%-9s %-2s %-30s %8s %8s %8s %7s %8s   %-26s" % (
         "mode", "", "configuration", "median", "min", "max", "ratio", "cost",
-        "paired ratio med[min,max]")
+        "paired cost  [95% interval]")
     lines.append(hdr)
     lines.append("-" * len(hdr))
     for mode in MODES:
-        basevals = {r[0]: r[3] for r in runs if r[1] == mode and r[2] == base}
+        basevals = [r[3] for r in runs if r[1] == mode and r[2] == base]
         if not basevals:
             continue
-        bmed = statistics.median(basevals.values())
+        bmed = statistics.median(basevals)
         for name in names:
             vals = [r[3] for r in runs if r[1] == mode and r[2] == name]
             if not vals:
                 continue
             med, lo, hi = summarize(vals)
             ratio = med / bmed
-            paired = [r[3] / basevals[r[0]] for r in runs if r[1] == mode and r[2] == name
-                      and r[0] in basevals]
-            pm, plo, phi = summarize(paired)
-            lines.append("%-9s %-2s %-36s %10.0f %10.0f %10.0f %8.4f %9s %8.4f [%.4f,%.4f]" % (
+            if name == base:
+                tail = "-"
+            else:
+                pm, plo, phi = paired_cost(runs, mode, name, base)
+                tail = "%+6.2f%%  [%+.2f%%, %+.2f%%]" % (pm, plo, phi)
+            lines.append("%-9s %-2s %-30s %8.0f %8.0f %8.0f %7.4f %8s   %s" % (
                 mode, name, LABEL.get(name, name), med, lo, hi, ratio,
-                "-" if name == base else pct((1 - ratio) * 100), pm, plo, phi))
+                "-" if name == base else pct((1 - ratio) * 100), tail))
         lines.append("")
-    lines.append("ratio = median TPS / median TPS of A; cost = 1 - ratio; paired ratio = the\n"
-                 "ratio of each run to A's run of the same round (drift between rounds cancels).\n")
+    lines.append("ratio = median TPS / median TPS of A; cost = 1 - ratio.  paired cost = median over\n"
+                 "the rounds of 1 - TPS / TPS of A in the same round (slow drift cancels), with a 95%\n"
+                 "bootstrap interval of that median: how precisely this run measured the cost.\n")
     return "\n".join(lines)
 
 
@@ -555,8 +594,10 @@ def phase_slowpath(b):
     verdict = []
     for mode in MODES:
         n1 = cost_of(runs, mode, "B")
-        verdict.append("slow path, pgbench -S -M %-8s n1detect costs %.2f%% of TPS beside the N+1 workload "
-                       "(%.1f bursts/s)" % (mode, n1, statistics.median(bursts) / secs))
+        pm, plo, phi = paired_cost(runs, mode, "B")
+        verdict.append("slow path, pgbench -S -M %s: n1detect costs %.2f%% of TPS beside the N+1\n"
+                       "  workload (%.1f bursts/s); paired %.2f%%, 95%% interval [%.2f%%, %.2f%%]"
+                       % (mode, n1, statistics.median(bursts) / secs, pm, plo, phi))
     out.append("\n".join(verdict) + "\n")
     b.write("slowpath.txt", b.header("pgbench -S beside a naive N+1 workload (slow path)") + "\n".join(out))
     b.summary["slowpath"] = verdict
@@ -747,6 +788,8 @@ def phase_callgrind(b):
                 fout.write(line)
     ann = b.run(["callgrind_annotate", "--auto=yes", "--threshold=100", "--context=0", src],
                 check=False).stdout
+    if "=" in a.src_map:
+        ann = ann.replace(a.src_map.split("=", 1)[1], "src/")
     b.write("callgrind-lines.txt", b.header("n1detect: instructions per statement by source line")
             + annotate_lines(ann, n))
 
