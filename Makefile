@@ -37,7 +37,7 @@ PROVE_FLAGS += -I $(srcdir)/test/lib
 # The detector has no PostgreSQL dependency: its unit tests build with plain cc.
 UNIT_CFLAGS = -std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer
 test/unit/test_detector: test/unit/test_detector.c src/detector.c src/detector.h
-	$(CC) $(UNIT_CFLAGS) -Isrc -o $@ test/unit/test_detector.c src/detector.c
+	$(CC) $(UNIT_CFLAGS) -Isrc -o $@ test/unit/test_detector.c src/detector.c -lm
 
 .PHONY: unitcheck regresscheck tapcheck
 unitcheck: test/unit/test_detector

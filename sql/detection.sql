@@ -220,6 +220,34 @@ RESET n1detect.track;
 SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
 SELECT n1_reset();
 
+-- Errors caught in the middle (a PL/pgSQL exception block, a savepoint)
+-- leave the nesting level right: the client's statements after them are
+-- still seen as the client's.
+CREATE FUNCTION swallow_error() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    PERFORM 1 / (id - id) FROM authors;
+  EXCEPTION WHEN division_by_zero THEN
+    RETURN 0;
+  END;
+  RETURN 1;
+END
+$$;
+BEGIN;
+SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+SELECT swallow_error();
+SAVEPOINT before_error;
+SELECT 1 / (id - id) FROM authors;
+ROLLBACK TO SAVEPOINT before_error;
+SELECT name FROM authors WHERE id = 2;
+SELECT name FROM authors WHERE id = 3;
+SELECT name FROM authors WHERE id = 4;
+SELECT name FROM authors WHERE id = 5;
+SELECT name FROM authors WHERE id = 6;
+COMMIT;
+SELECT kind, query, parent_query, calls FROM offenders;
+SELECT n1_reset();
+
 -- n1detect.action: a WARNING, then an ERROR, at the call that crosses
 -- n1detect.min_calls.
 SET n1detect.action = 'warning';
@@ -297,4 +325,5 @@ SELECT count(*) FROM n1_offenders;
 SELECT count(*) FROM n1_bursts;
 DROP VIEW offenders;
 DROP FUNCTION author_names(int);
+DROP FUNCTION swallow_error();
 DROP EXTENSION n1detect;

@@ -15,6 +15,7 @@
  */
 #include "detector.h"
 
+#include <math.h>
 #include <string.h>
 
 #define N1_TABLE_SIZE	((int) (sizeof(((N1Detector *) 0)->table) / sizeof(int16_t)))
@@ -65,48 +66,6 @@ param_bit(uint64_t param_hash)
 }
 
 /*
- * Natural logarithm, good to double precision for x > 0.  Written out so the
- * unit tests (and any other front end) need not link libm.  Used only when a
- * new bitmap bit gets set, i.e. at most N1_DISTINCT_BITMAP_BITS times per
- * query per unit.
- */
-static double
-natural_log(double x)
-{
-	const double ln2 = 0.69314718055994530942;
-	double		k = 0.0;
-	double		z,
-				z2,
-				term,
-				sum;
-	int			n;
-
-	/* Reduce to [1, 2): ln(x) = k ln 2 + ln(y). */
-	while (x >= 2.0)
-	{
-		x /= 2.0;
-		k += 1.0;
-	}
-	while (x < 1.0)
-	{
-		x *= 2.0;
-		k -= 1.0;
-	}
-
-	/* ln(y) = 2 atanh(z), z = (y-1)/(y+1) <= 1/3: the series converges fast. */
-	z = (x - 1.0) / (x + 1.0);
-	z2 = z * z;
-	term = z;
-	sum = 0.0;
-	for (n = 1; n < 60; n += 2)
-	{
-		sum += term / n;
-		term *= z2;
-	}
-	return 2.0 * sum + k * ln2;
-}
-
-/*
  * Linear-counting estimate of the distinct values hashed into a bitmap with
  * "ones" bits set: m ln(m / zero_bits).  A saturated bitmap has no zero bit;
  * count half a zero bit then, which gives a large but finite answer
@@ -120,7 +79,7 @@ linear_count_estimate(int ones)
 
 	if (zero < 1.0)
 		zero = 0.5;
-	return (int64_t) (m * natural_log(m / zero) + 0.5);
+	return (int64_t) (m * log(m / zero) + 0.5);
 }
 
 /* ----------------------------------------------------------------

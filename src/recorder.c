@@ -77,6 +77,17 @@ static int	exec_nested_level = 0;
 static OpenQuery open_queries[MAX_OPEN_QUERIES];
 static int	n_open_queries = 0;
 
+/* Nesting level of each open subtransaction when it began (see subxact_callback). */
+#define MAX_SUBXACT_LEVELS 64
+typedef struct SubxactLevel
+{
+	SubTransactionId subid;
+	int			level;
+} SubxactLevel;
+
+static SubxactLevel subxact_levels[MAX_SUBXACT_LEVELS];
+static int	n_subxact_levels = 0;
+
 /* Nesting level of a statement calling an n1detect function, or -1. */
 static int	own_statement_level = -1;
 
@@ -115,6 +126,38 @@ tracking_at(int level)
 }
 
 /* ---------- parameter hashing ---------- */
+
+/*
+ * A fast 64-bit hash of a short byte string (a statement's constants, a text
+ * parameter): 8 bytes at a time, multiply and xor-shift.  Only equality
+ * matters here (same parameters or not), and the detector mixes again;
+ * hash_bytes_extended costs several times more for the few bytes typical.
+ */
+static inline uint64
+hash_text(const char *p, size_t len)
+{
+	const uint64 k = UINT64CONST(0x9E3779B97F4A7C15);
+	uint64		h = (uint64) len * k;
+	uint64		w;
+
+	while (len >= 8)
+	{
+		memcpy(&w, p, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+		p += 8;
+		len -= 8;
+	}
+	if (len > 0)
+	{
+		w = 0;
+		for (size_t i = 0; i < len; i++)
+			w = (w << 8) | (unsigned char) p[i];
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	return h;
+}
 
 static void
 type_len_byval(Oid typid, int16 *typlen, bool *typbyval)
@@ -166,18 +209,16 @@ hash_params(ParamListInfo params)
 			{
 				struct varlena *p = (struct varlena *) DatumGetPointer(prm->value);
 
-				v = hash_bytes_extended((const unsigned char *) VARDATA_ANY(p),
-										VARSIZE_ANY_EXHDR(p), 0);
+				v = hash_text(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
 			}
 			else if (typlen == -2)
 			{
 				const char *p = DatumGetCString(prm->value);
 
-				v = hash_bytes_extended((const unsigned char *) p, strlen(p), 0);
+				v = hash_text(p, strlen(p));
 			}
 			else
-				v = hash_bytes_extended((const unsigned char *) DatumGetPointer(prm->value),
-										typlen, 0);
+				v = hash_text(DatumGetPointer(prm->value), typlen);
 		}
 		h = hash_combine64(h, v);
 	}
@@ -203,7 +244,7 @@ hash_constants(QueryDesc *queryDesc)
 	/* unknown offset (text evicted from the cache): hash the whole statement */
 	if (offset < 0 || offset > len)
 		offset = 0;
-	return hash_bytes_extended((const unsigned char *) text + offset, len - offset, 0);
+	return hash_text(text + offset, len - offset);
 }
 
 /* ---------- parse analysis: normalized text ---------- */
@@ -448,14 +489,67 @@ xact_callback(XactEvent event, void *arg)
 	/* called at every commit: keep the common case short */
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
+		/* an error unwound past the hooks: nothing is running any more */
+		exec_nested_level = 0;
+		n_subxact_levels = 0;
 		/* statements of the aborted transaction will never reach ExecutorEnd */
 		n_open_queries = 0;
 		own_statement_level = -1;
 	}
 	else if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT)
 		return;
+	else
+		n_subxact_levels = 0;
 	if (detector_ready && detector.in_unit && IsTransactionBlock())
 		n1_detector_end_unit(&detector, N1_END_TRANSACTION);
+}
+
+/*
+ * The nesting level is counted without PG_TRY around the executor (that
+ * costs a sigsetjmp per statement): an error unwinds past the hooks'
+ * decrements, and is caught only where a (sub)transaction aborts, so the
+ * level is restored there to what it was when that subtransaction began
+ * (PL/pgSQL exception blocks, savepoints), and to 0 at transaction abort.
+ */
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (n_subxact_levels < MAX_SUBXACT_LEVELS)
+			{
+				subxact_levels[n_subxact_levels].subid = mySubid;
+				subxact_levels[n_subxact_levels].level = exec_nested_level;
+				n_subxact_levels++;
+			}
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+		case SUBXACT_EVENT_ABORT_SUB:
+			/* subtransaction ids grow: inner ones that ended are above it */
+			while (n_subxact_levels > 0 &&
+				   subxact_levels[n_subxact_levels - 1].subid >= mySubid)
+			{
+				n_subxact_levels--;
+				if (event == SUBXACT_EVENT_ABORT_SUB &&
+					subxact_levels[n_subxact_levels].subid == mySubid)
+				{
+					int			level = subxact_levels[n_subxact_levels].level;
+
+					exec_nested_level = level;
+					if (own_statement_level > level)
+						own_statement_level = -1;
+					/* forget statements started deeper, abandoned by the error */
+					for (int i = n_open_queries - 1; i >= 0; i--)
+						if (open_queries[i].nesting_level > level)
+							open_queries[i] = open_queries[--n_open_queries];
+				}
+			}
+			break;
+		default:
+			break;
+	}
 }
 
 /* A function of n1detect runs in the current statement: ignore that statement. */
@@ -516,26 +610,20 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 {
 	OpenQuery  *open;
 
+	/* no PG_TRY: an error's (sub)transaction abort restores the level */
 	exec_nested_level++;
-	PG_TRY();
-	{
 #if PG_VERSION_NUM >= 180000
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count);
-		else
-			standard_ExecutorRun(queryDesc, direction, count);
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count);
+	else
+		standard_ExecutorRun(queryDesc, direction, count);
 #else
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
 #endif
-	}
-	PG_FINALLY();
-	{
-		exec_nested_level--;
-	}
-	PG_END_TRY();
+	exec_nested_level--;
 
 	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
 		return;
@@ -563,33 +651,13 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 static void
 n1_ExecutorFinish(QueryDesc *queryDesc)
 {
-	/*
-	 * Only AFTER triggers and data-modifying CTEs run statements here; a
-	 * plain SELECT finishes without them, so it skips the nesting
-	 * bookkeeping (and its PG_TRY).
-	 */
-	if (queryDesc->operation == CMD_SELECT && !queryDesc->plannedstmt->hasModifyingCTE)
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-		return;
-	}
-
+	/* AFTER triggers and data-modifying CTEs run nested statements here */
 	exec_nested_level++;
-	PG_TRY();
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		exec_nested_level--;
-	}
-	PG_END_TRY();
+	if (prev_ExecutorFinish)
+		prev_ExecutorFinish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+	exec_nested_level--;
 }
 
 static void
@@ -682,25 +750,18 @@ n1_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  ParamListInfo params, QueryEnvironment *queryEnv,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
-	volatile bool nest = !keeps_nesting_level(pstmt->utilityStmt);
+	bool		nest = !keeps_nesting_level(pstmt->utilityStmt);
 
 	if (nest)
 		exec_nested_level++;
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		if (nest)
-			exec_nested_level--;
-	}
-	PG_END_TRY();
+	if (nest)
+		exec_nested_level--;
 }
 
 void
@@ -719,4 +780,5 @@ n1_recorder_install_hooks(void)
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = n1_ProcessUtility;
 	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
 }
