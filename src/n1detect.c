@@ -57,13 +57,6 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
 
-/* SQL name of a kind, as shown in the views. */
-const char *
-n1_kind_sql_name(int kind)
-{
-	return n1_kind_name((N1Kind) kind);
-}
-
 /* Parses n1detect.action_kinds ("n_plus_one, duplicate, loop") into a bitmask. */
 static bool
 check_action_kinds(char **newval, void **extra, GucSource source)

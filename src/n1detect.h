@@ -225,6 +225,5 @@ extern void n1_persistence_save(void);
 /* ---- helpers ---- */
 
 extern void n1_require_preload(void);
-extern const char *n1_kind_sql_name(int kind);
 
 #endif							/* N1DETECT_H */

@@ -171,7 +171,7 @@ n1_offenders(PG_FUNCTION_ARGS)
 			values[i++] = Int64GetDatum((int64) entry->key.parent_queryid);
 		else
 			nulls[i++] = true;
-		values[i++] = CStringGetTextDatum(n1_kind_sql_name(entry->key.kind));
+		values[i++] = CStringGetTextDatum(n1_kind_name((N1Kind) entry->key.kind));
 		if (!showtext)
 		{
 			nulls[i++] = true;
@@ -236,7 +236,7 @@ put_burst_row(ReturnSetInfo *rsinfo, int pid, Oid dbid, const N1BurstSummary *b,
 		values[i++] = Int64GetDatum((int64) b->parent_queryid);
 	else
 		nulls[i++] = true;
-	values[i++] = CStringGetTextDatum(n1_kind_sql_name(b->kind));
+	values[i++] = CStringGetTextDatum(n1_kind_name((N1Kind) b->kind));
 	values[i++] = Int64GetDatum(b->calls);
 	values[i++] = Int64GetDatum(b->distinct_params);
 	values[i++] = Int64GetDatum(b->parent_calls);
