@@ -217,21 +217,15 @@ generate_normalized_query(JumbleState *jstate, const char *query,
  * execution_loc is where the executed plan says the statement starts
  * (PlannedStmt.stmt_location), from which constants offsets are counted.
  */
-void
-n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
-					   int query_len, int execution_loc, JumbleState *jstate)
+static pg_noinline void
+remember_new(uint64 queryid, const char *query, int query_loc,
+			 int query_len, int execution_loc, JumbleState *jstate)
 {
-	CachedText *hit = cache_find(queryid);
 	const char *stmt;
 	char	   *norm;
 	int			constants_offset = -1;
 	MemoryContext old;
 
-	if (likely(hit != NULL))
-	{
-		hit->last_used = ++text_cache_clock;
-		return;
-	}
 	if (query == NULL)
 		return;
 
@@ -254,6 +248,18 @@ n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
 	clip_text(norm);
 	MemoryContextSwitchTo(old);
 	cache_store(queryid, norm, constants_offset);
+}
+
+void
+n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
+					   int query_len, int execution_loc, JumbleState *jstate)
+{
+	CachedText *hit = cache_find(queryid);
+
+	if (likely(hit != NULL))
+		hit->last_used = ++text_cache_clock;
+	else
+		remember_new(queryid, query, query_loc, query_len, execution_loc, jstate);
 }
 
 /*

@@ -249,6 +249,38 @@ hash_constants(QueryDesc *queryDesc)
 
 /* ---------- parse analysis: normalized text ---------- */
 
+/*
+ * Core leaves the query of DECLARE CURSOR without a query id; give it the id
+ * the same SELECT has on its own, so a cursor can be a parent, and remember
+ * the SELECT's text, not the DECLARE's (whose cursor name may change per
+ * process).
+ */
+static pg_noinline void
+remember_cursor_query(ParseState *pstate, Query *query)
+{
+	DeclareCursorStmt *cursor = (DeclareCursorStmt *) query->utilityStmt;
+	Query	   *inner = (Query *) cursor->query;
+	JumbleState *inner_jstate;
+	int			end;
+	int			start;
+
+	if (inner == NULL || !IsA(inner, Query) ||
+		inner->queryId != UINT64CONST(0) || !IsQueryIdEnabled())
+		return;
+	inner_jstate = JumbleQuery(inner, pstate->p_sourcetext);
+	if (inner->queryId == UINT64CONST(0) || pstate->p_sourcetext == NULL)
+		return;
+	end = query->stmt_len > 0 ?
+		query->stmt_location + query->stmt_len :
+		(int) strlen(pstate->p_sourcetext);
+	start = n1_cursor_query_start(pstate->p_sourcetext, query->stmt_location,
+								  end - Max(query->stmt_location, 0));
+	if (start < 0)
+		start = Max(query->stmt_location, 0);
+	n1_query_text_remember(inner->queryId, pstate->p_sourcetext, start,
+						   end - start, inner->stmt_location, inner_jstate);
+}
+
 static void
 n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
@@ -258,35 +290,9 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	if (n1_shared == NULL || n1_track == N1_TRACK_NONE || IsParallelWorker())
 		return;
 
-	/*
-	 * Core leaves the query of DECLARE CURSOR without a query id; give it the
-	 * id the same SELECT has on its own, so a cursor can be a parent, and
-	 * remember the SELECT's text, not the DECLARE's (whose cursor name may
-	 * change per process).
-	 */
 	if (query->utilityStmt && IsA(query->utilityStmt, DeclareCursorStmt))
 	{
-		DeclareCursorStmt *cursor = (DeclareCursorStmt *) query->utilityStmt;
-		Query	   *inner = (Query *) cursor->query;
-		JumbleState *inner_jstate;
-		int			end;
-		int			start;
-
-		if (inner == NULL || !IsA(inner, Query) ||
-			inner->queryId != UINT64CONST(0) || !IsQueryIdEnabled())
-			return;
-		inner_jstate = JumbleQuery(inner, pstate->p_sourcetext);
-		if (inner->queryId == UINT64CONST(0) || pstate->p_sourcetext == NULL)
-			return;
-		end = query->stmt_len > 0 ?
-			query->stmt_location + query->stmt_len :
-			(int) strlen(pstate->p_sourcetext);
-		start = n1_cursor_query_start(pstate->p_sourcetext, query->stmt_location,
-									  end - Max(query->stmt_location, 0));
-		if (start < 0)
-			start = Max(query->stmt_location, 0);
-		n1_query_text_remember(inner->queryId, pstate->p_sourcetext, start,
-							   end - start, inner->stmt_location, inner_jstate);
+		remember_cursor_query(pstate, query);
 		return;
 	}
 
