@@ -26,9 +26,10 @@ CONFIGS = [
     ("C", "pg_stat_statements", "pg_stat_statements", ["pg_stat_statements"]),
     ("D", "pg_stat_statements + n1detect", "pg_stat_statements,n1detect",
      ["pg_stat_statements", "n1detect"]),
+    # a second baseline cluster: what two identical servers differ by on this machine
+    ("E", "control: baseline again", "", []),
 ]
 LABEL = {c[0]: c[1] for c in CONFIGS}
-SHORT = {"A": "baseline", "B": "n1detect", "C": "pg_stat_statements", "D": "both"}
 MODES = ["simple", "prepared"]
 
 # Settings shared by every benchmark cluster (besides port and preloading).
@@ -92,10 +93,11 @@ class Bench:
         a = self.args
         h = "%s\n%s\n%s" % (title, "=" * len(title), self.meta)
         h += ("parameters:  scale %d, %d clients, pgbench -j %d, %d s per run, %d rounds "
-              "(slow path %d), %d s warm-up, %d callgrind statements;\n"
+              "(slow path %d)%s, %d s warm-up, %d callgrind statements;\n"
               "             a round is run again (up to %d times) when other processes took more\n"
               "             than %.0f%% of the CPUs during it\n"
-              % (a.scale, a.clients, a.jobs, a.duration, a.rounds, a.slow_rounds, a.warmup,
+              % (a.scale, a.clients, a.jobs, a.duration, a.rounds, a.slow_rounds,
+                 "" if a.control else ", no control cluster E", a.warmup,
                  a.statements, a.retries, a.noise_threshold))
         return h + extra + "\n"
 
@@ -346,16 +348,17 @@ def pct(x):
 def phase_pgbench(b):
     a = b.args
     b.phase_wait_start = b.waited
-    ensure_clusters(b, [c[0] for c in CONFIGS])
+    names = [c[0] for c in CONFIGS if c[0] != "E" or a.control]
+    ensure_clusters(b, names)
     log("warm-up: %d s per configuration and mode" % a.warmup)
     for mode in MODES:
-        for name, *_ in CONFIGS:
+        for name in names:
             b.clusters[name].pgbench(pgbench_args(b, mode), a.warmup)
     def one(name, mode):
         tps, foreign, steal = measure(b, b.clusters[name], pgbench_args(b, mode), a.duration)
         return tps, foreign, steal, None
 
-    runs, _ = alternate(b, "round", [c[0] for c in CONFIGS], a.rounds, one)
+    runs, _ = alternate(b, "round", names, a.rounds, one)
 
     # what n1detect saw meanwhile: pgbench -S is one long unit per connection
     seen = b.clusters["B"].psql(
@@ -364,11 +367,11 @@ def phase_pgbench(b):
     info = b.clusters["B"].psql("SELECT 'offenders ' || offenders || ', bursts_total ' || bursts_total FROM n1_info")
 
     out = []
-    out.append(pgbench_table(b, runs, ["A", "B", "C", "D"]))
+    out.append(pgbench_table(b, runs, names))
     costs = {}
     for mode in MODES:
-        costs[mode] = {n: cost_of(runs, mode, n) for n in "BCD"}
-    out.append(per_run_table(runs, ["A", "B", "C", "D"], a.noise_threshold))
+        costs[mode] = {n: cost_of(runs, mode, n) for n in names if n != "A"}
+    out.append(per_run_table(runs, names, a.noise_threshold))
     out.append(noise_note(b))
     b.discarded = []
     out.append("What n1detect recorded on B during the run (n1_info: %s):\n  %s\n"
@@ -398,6 +401,12 @@ def phase_pgbench(b):
             % (mode, n1, "met" if n1 <= 1.0 else "MISSED by %.2f points" % (n1 - 1.0),
                pm, plo, phi, resolved, ss, "yes" if n1 < ss else "NO",
                statistics.median(diff), dlo, dhi))
+        if "E" in names:
+            em, elo, ehi = paired_cost(runs, mode, "E")
+            verdict.append(
+                "  control: E, a second baseline cluster, \"costs\" %.2f%% (paired %.2f%%, [%.2f%%, %.2f%%]):\n"
+                "  differences of that size between clusters are noise on this machine"
+                % (costs[mode]["E"], em, elo, ehi))
     out.append("\n".join(verdict) + "\n")
     b.write("pgbench.txt", b.header("pgbench -S: four configurations in alternation") + "\n".join(out))
     b.summary["pgbench"] = verdict
@@ -536,7 +545,7 @@ def phase_slowpath(b):
     a = b.args
     b.phase_wait_start = b.waited
     ensure_clusters(b, ["A", "B"])
-    for name in ("C", "D"):       # not needed here: keep the machine quiet
+    for name in ("C", "D", "E"):  # not needed here: keep the machine quiet
         if name in b.clusters:
             b.clusters[name].stop()
             del b.clusters[name]
@@ -882,7 +891,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--slow-rounds", type=int, default=8)
+    ap.add_argument("--slow-rounds", type=int, default=6)
+    ap.add_argument("--no-control", dest="control", action="store_false",
+                    help="leave out E, the second baseline cluster of the pgbench phase")
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--jobs", type=int, default=2)
