@@ -68,7 +68,7 @@ n1_slot_count(void)
 
 /* Frees this backend's slot at exit (bursts were already published). */
 static void
-release_slot(int code, Datum arg)
+release_slot(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
 	N1BackendSlot *slot = my_slot;
 

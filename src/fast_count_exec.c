@@ -132,17 +132,17 @@ fc_count_receive(TupleTableSlot *slot, DestReceiver *self)
 }
 
 static void
-fc_count_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+fc_count_startup(DestReceiver *self pg_attribute_unused(), int operation pg_attribute_unused(), TupleDesc typeinfo pg_attribute_unused())
 {
 }
 
 static void
-fc_count_shutdown(DestReceiver *self)
+fc_count_shutdown(DestReceiver *self pg_attribute_unused())
 {
 }
 
 static void
-fc_count_destroy(DestReceiver *self)
+fc_count_destroy(DestReceiver *self pg_attribute_unused())
 {
 }
 

@@ -123,7 +123,7 @@ typedef struct FcTsmScan
 } FcTsmScan;
 
 static void
-fc_tsm_size(PlannerInfo *root, RelOptInfo *baserel, List *paramexprs,
+fc_tsm_size(PlannerInfo *root pg_attribute_unused(), RelOptInfo *baserel, List *paramexprs pg_attribute_unused(),
 			BlockNumber *pages, double *tuples)
 {
 	double		npages = Min((double) baserel->pages, 1000.0);
@@ -136,13 +136,13 @@ fc_tsm_size(PlannerInfo *root, RelOptInfo *baserel, List *paramexprs,
 }
 
 static void
-fc_tsm_init(SampleScanState *node, int eflags)
+fc_tsm_init(SampleScanState *node, int eflags pg_attribute_unused())
 {
 	node->tsm_state = palloc0(sizeof(FcTsmScan));
 }
 
 static void
-fc_tsm_begin(SampleScanState *node, Datum *params, int nparams, uint32 seed)
+fc_tsm_begin(SampleScanState *node, Datum *params pg_attribute_unused(), int nparams pg_attribute_unused(), uint32 seed pg_attribute_unused())
 {
 	FcTsmScan  *scan = (FcTsmScan *) node->tsm_state;
 	Oid			relid = RelationGetRelid(node->ss.ss_currentRelation);
@@ -209,7 +209,7 @@ fc_tsm_next_block(SampleScanState *node, BlockNumber nblocks)
 }
 
 static OffsetNumber
-fc_tsm_next_tuple(SampleScanState *node, BlockNumber blockno,
+fc_tsm_next_tuple(SampleScanState *node, BlockNumber blockno pg_attribute_unused(),
 				  OffsetNumber maxoffset)
 {
 	FcTsmScan  *scan = (FcTsmScan *) node->tsm_state;
@@ -435,12 +435,12 @@ fc_sample_receive(TupleTableSlot *slot, DestReceiver *self)
 }
 
 static void
-fc_sample_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+fc_sample_startup(DestReceiver *self pg_attribute_unused(), int operation pg_attribute_unused(), TupleDesc typeinfo pg_attribute_unused())
 {
 }
 
 static void
-fc_sample_noop(DestReceiver *self)
+fc_sample_noop(DestReceiver *self pg_attribute_unused())
 {
 }
 

@@ -59,7 +59,7 @@ void		_PG_init(void);
 
 /* Parses n1detect.action_kinds ("n_plus_one, duplicate, loop") into a bitmask. */
 static bool
-check_action_kinds(char **newval, void **extra, GucSource source)
+check_action_kinds(char **newval, void **extra, GucSource source pg_attribute_unused())
 {
 	char	   *raw = pstrdup(*newval);
 	List	   *names;
@@ -106,7 +106,7 @@ check_action_kinds(char **newval, void **extra, GucSource source)
 }
 
 static void
-assign_action_kinds(const char *newval, void *extra)
+assign_action_kinds(const char *newval pg_attribute_unused(), void *extra)
 {
 	n1_action_kinds = *((int *) extra);
 }
@@ -123,7 +123,7 @@ n1_shmem_request(void)
 
 /* Saves the offenders at postmaster shutdown (registered by the postmaster only). */
 static void
-n1_shmem_shutdown(int code, Datum arg)
+n1_shmem_shutdown(int code, Datum arg pg_attribute_unused())
 {
 	/* Don't save after a crash: the data may be inconsistent. */
 	if (code != 0)

@@ -349,7 +349,7 @@ summarize(N1BurstSummary *out, const N1Burst *burst, const LocalBurst *local)
 
 /* Detector callback: a burst's unit ended; add it to n1_offenders and n1_bursts. */
 static void
-burst_ended(void *arg, const N1Burst *burst, N1UnitEndReason reason)
+burst_ended(void *arg pg_attribute_unused(), const N1Burst *burst, N1UnitEndReason reason pg_attribute_unused())
 {
 	LocalBurst *local = &local_bursts[burst->index];
 	N1BurstSummary summary;
@@ -442,7 +442,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 /* ---------- the detector's life in this backend ---------- */
 
 static void
-end_unit_at_exit(int code, Datum arg)
+end_unit_at_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
 	if (detector_ready && n1_shared != NULL)
 		n1_detector_end_unit(&detector, N1_END_EXIT);
@@ -490,7 +490,7 @@ check_application_name(void)
 }
 
 static void
-xact_callback(XactEvent event, void *arg)
+xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
 	/* called at every commit: keep the common case short */
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
@@ -519,7 +519,7 @@ xact_callback(XactEvent event, void *arg)
  */
 static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid, void *arg)
+				 SubTransactionId parentSubid pg_attribute_unused(), void *arg pg_attribute_unused())
 {
 	switch (event)
 	{
