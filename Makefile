@@ -3,8 +3,11 @@
 # the targets below are its building blocks.
 
 MODULE_big = n1detect
-# every src/*.c: one concern per file (see the comment at the top of each)
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+# src/core: the detector (plain C, no PostgreSQL headers; shared with n1scan)
+# src/server: the extension's front end (hooks, slots, offenders, views)
+# src/fast_count: approximate counts
+# one concern per file (see the comment at the top of each)
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/core/*.c src/server/*.c src/fast_count/*.c)))
 
 EXTENSION = n1detect
 DATA = $(wildcard extension/n1detect--*.sql)
@@ -20,7 +23,7 @@ TAP_TESTS = 1
 PROVE_TESTS = $(if $(T),$(T),test/t/*.pl)
 
 # PostgreSQL's headers as system headers: -Wextra is for our code, not theirs
-PG_CPPFLAGS = -I$(srcdir)/src -isystem $(includedir_server)
+PG_CPPFLAGS = -I$(srcdir)/src/core -I$(srcdir)/src/server -I$(srcdir)/src/fast_count -isystem $(includedir_server)
 # N1_ASSERT=1: enable Assert() in n1detect's code even on a server built
 # without --enable-cassert (tools/test builds this way)
 ifeq ($(N1_ASSERT),1)
@@ -37,8 +40,8 @@ PROVE_FLAGS += -I $(srcdir)/test/lib
 
 # The detector has no PostgreSQL dependency: its unit tests build with plain cc.
 UNIT_CFLAGS = -std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer
-test/unit/test_detector: test/unit/test_detector.c src/detector.c src/detector.h
-	$(CC) $(UNIT_CFLAGS) -Isrc -o $@ test/unit/test_detector.c src/detector.c -lm
+test/unit/test_detector: test/unit/test_detector.c src/core/detector.c src/core/detector.h
+	$(CC) $(UNIT_CFLAGS) -Isrc/core -o $@ test/unit/test_detector.c src/core/detector.c -lm
 
 .PHONY: unitcheck regresscheck tapcheck
 unitcheck: test/unit/test_detector

@@ -1,6 +1,6 @@
 /*
  * test_detector.c
- *		Unit tests for src/detector.c, built and run by `make unitcheck`.
+ *		Unit tests for src/core/detector.c, built and run by `make unitcheck`.
  *
  * A tiny harness: every CHECK counts as passed or failed; a failure prints
  * file:line and a message.  The last line is "unit: N passed, M failed" and
