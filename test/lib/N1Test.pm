@@ -58,4 +58,48 @@ sub n_plus_one_sql
 	return $sql . "COMMIT;\n";
 }
 
+
+# An unprivileged login role (no superuser, no createrole, default grants
+# only), for tests that act as an ordinary user: adversarial suites run as it.
+sub create_plain_role
+{
+	my ($node, $role) = @_;
+	$role //= 'plain';
+	$node->safe_psql('postgres', qq{
+		DO \$\$BEGIN
+			IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
+				CREATE ROLE $role LOGIN;
+			END IF;
+		END\$\$;
+		GRANT CREATE ON SCHEMA public TO $role;
+	});
+	return $role;
+}
+
+# The postmaster's pid now (from postmaster.pid).
+sub postmaster_pid
+{
+	my ($node) = @_;
+	open(my $fh, '<', $node->data_dir . '/postmaster.pid') or die "no postmaster.pid: $!";
+	my $pid = <$fh>;
+	close $fh;
+	chomp $pid;
+	return $pid;
+}
+
+# Asserts that the server never crashed since $pid was read: same postmaster,
+# no child "terminated by signal" nor "terminated by exception" in the log,
+# no PANIC, and it still answers.  Adversarial tests call it after each group.
+sub server_survived
+{
+	my ($node, $pid, $what) = @_;
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+	my @bad = grep { /terminated by signal|terminated by exception|PANIC:|exited with exit code [^01]|double free|corrupted/ }
+	  split /\n/, $log;
+	Test::More::is(join("\n", @bad), '', "$what: no backend died (server log)");
+	Test::More::is(postmaster_pid($node), $pid, "$what: same postmaster, no restart");
+	Test::More::is($node->safe_psql('postgres', 'SELECT 1'), '1', "$what: server answers");
+	return;
+}
+
 1;
