@@ -17,7 +17,8 @@ my $queries = dirname(__FILE__) . '/../../monitoring/postgres_exporter/n1detect.
 ok(-x $exporter, "$exporter is installed (tools/install-deps)") or BAIL_OUT("no exporter");
 ok(-r $queries, 'queries file is there');
 
-my $node = N1Test::new_node('exporter');
+# units end at COMMIT only, however loaded the machine (no 100 ms gap splits one)
+my $node = N1Test::new_node('exporter', conf => "n1detect.max_gap = '10s'\n");
 N1Test::create_schema($node);
 # the exporter connects as a monitoring role, as the README says
 $node->safe_psql('postgres', q{
