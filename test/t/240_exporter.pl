@@ -30,7 +30,7 @@ my ($queryid, $parent, $calls) = split /\|/, $node->safe_psql('postgres', q{
 	SELECT queryid, parent_queryid, calls FROM n1_offenders WHERE kind = 'n_plus_one'});
 is($calls, '6', 'the N+1 is in n1_offenders with 6 calls');
 
-# Start the exporter on a free port; returns the handle and the port.
+# Starts the exporter on a free port; returns its handle, the port and its stderr.
 sub start_exporter
 {
 	my $port = PostgreSQL::Test::Cluster::get_free_port();
