@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
@@ -65,6 +67,22 @@ n1_slot_count(void)
 		pg_write_barrier(); \
 		(slot)->changecount++; \
 	} while (0)
+
+#ifdef USE_ASSERT_CHECKING
+/* n1detect.debug_stop_in_slot_write: stop here, mid-write, once per SET. */
+static void
+debug_stop_point(N1DebugStop where)
+{
+	if (n1_debug_stop_armed && n1_debug_stop == (int) where)
+	{
+		n1_debug_stop_armed = false;
+		kill(MyProcPid, SIGSTOP);
+	}
+}
+#define DEBUG_STOP_POINT(where) debug_stop_point(where)
+#else
+#define DEBUG_STOP_POINT(where) ((void) 0)
+#endif
 
 /* Frees this backend's slot at exit (bursts were already published). */
 static void
@@ -126,6 +144,7 @@ n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event)
 	N1SlotEvent *target = &slot->events[slot->events_written % N1_SLOT_EVENTS];
 
 	BEGIN_WRITE(slot);
+	DEBUG_STOP_POINT(N1_DEBUG_STOP_EVENT);
 	*target = *event;
 	slot->events_written++;
 	END_WRITE(slot);
@@ -153,6 +172,7 @@ n1_slot_clear_burst(N1BackendSlot *slot, int index)
 	if (!slot->bursts[index].used)
 		return;
 	BEGIN_WRITE(slot);
+	DEBUG_STOP_POINT(N1_DEBUG_STOP_BURST_END);
 	slot->bursts[index].used = false;
 	END_WRITE(slot);
 }

@@ -37,6 +37,25 @@ bool		n1_save = true;
 
 static char *n1_action_kinds_string = NULL;
 
+#ifdef USE_ASSERT_CHECKING
+int			n1_debug_stop = N1_DEBUG_STOP_NONE;
+bool		n1_debug_stop_armed = false;
+
+static const struct config_enum_entry debug_stop_options[] = {
+	{"none", N1_DEBUG_STOP_NONE, false},
+	{"event", N1_DEBUG_STOP_EVENT, false},
+	{"burst_end", N1_DEBUG_STOP_BURST_END, false},
+	{NULL, 0, false}
+};
+
+/* Each SET arms one stop. */
+static void
+assign_debug_stop(int newval, void *extra pg_attribute_unused())
+{
+	n1_debug_stop_armed = (newval != N1_DEBUG_STOP_NONE);
+}
+#endif
+
 static const struct config_enum_entry track_options[] = {
 	{"none", N1_TRACK_NONE, false},
 	{"top", N1_TRACK_TOP, false},
@@ -204,6 +223,14 @@ _PG_init(void)
 							 NULL,
 							 &n1_save, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+#ifdef USE_ASSERT_CHECKING
+	DefineCustomEnumVariable("n1detect.debug_stop_in_slot_write",
+							 "Test only: stops this backend (SIGSTOP) in its next slot write of this kind.",
+							 NULL,
+							 &n1_debug_stop, N1_DEBUG_STOP_NONE, debug_stop_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, assign_debug_stop, NULL);
+#endif
 
 	/*
 	 * Settings that size shared memory exist only when preloading: defining

@@ -42,6 +42,22 @@ extern int	n1_max_offenders;
 extern int	n1_max_bursts;
 extern bool n1_save;
 
+#ifdef USE_ASSERT_CHECKING
+/*
+ * Test-only fault injection (builds with N1_ASSERT=1): the next slot write
+ * of this kind stops the backend (SIGSTOP) in the middle of the write, its
+ * change count odd, as a debugger or a page-fault storm would.
+ */
+typedef enum N1DebugStop
+{
+	N1_DEBUG_STOP_NONE,
+	N1_DEBUG_STOP_EVENT,		/* recording a statement: no lock held */
+	N1_DEBUG_STOP_BURST_END		/* clearing an ended burst: exclusive lock held */
+} N1DebugStop;
+extern int	n1_debug_stop;
+extern bool n1_debug_stop_armed;
+#endif
+
 /* ---- sizes ---- */
 
 /* Bytes kept of a normalized query text (like track_activity_query_size's default). */
