@@ -729,6 +729,7 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 		n1_detector_configure(&detector, n1_min_calls, (int64) n1_max_gap_ms * 1000);
 
 	n1_detector_statement(&detector, &stmt, &result);
+	n1_slot_publish_counters(slot, &detector);
 	if (result.burst)
 		on_burst_statement(queryDesc, &stmt, &result);
 }
