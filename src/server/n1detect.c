@@ -140,16 +140,16 @@ n1_shmem_request(void)
 	RequestNamedLWLockTranche("n1detect", 1);
 }
 
-/* Saves the offenders at postmaster shutdown (registered by the postmaster only). */
+/*
+ * Saves the offenders at postmaster exit (registered by the postmaster
+ * only): persistence.c writes only after a clean shutdown.
+ */
 static void
 n1_shmem_shutdown(int code, Datum arg pg_attribute_unused())
 {
-	/* Don't save after a crash: the data may be inconsistent. */
-	if (code != 0)
-		return;
 	if (n1_shared == NULL || !n1_save)
 		return;
-	n1_persistence_save();
+	n1_persistence_save(code);
 }
 
 static void

@@ -287,7 +287,7 @@ extern void n1_query_literals(const char *sql, int loc, int len, char *out, int 
 /* ---- persistence (persistence.c) ---- */
 
 extern void n1_persistence_load(void);
-extern void n1_persistence_save(void);
+extern void n1_persistence_save(int code);
 
 /* ---- helpers ---- */
 
