@@ -33,9 +33,12 @@ static N1BackendSlot *my_slot = NULL;
 
 uint64		n1_texts_evicted = 0;
 
-/* A reader's tries on a busy slot: spins first, then 1 ms naps (about 50 ms in all). */
+/*
+ * A reader's tries on a busy slot: spins first, then 1 ms naps, about 10 ms
+ * in all (a writer preempted in the middle of a write is back sooner).
+ */
 #define READ_SPINS 100
-#define READ_NAPS 50
+#define READ_NAPS 10
 
 /* Slots: one per backend, plus auxiliary processes (they own proc numbers on 17+). */
 static int
@@ -230,6 +233,7 @@ n1_slot_read(int index, N1BackendSlot *copy)
 		{
 			if (slot->pid == 0)
 				return N1_SLOT_FREE;
+			DEBUG_STOP_POINT(N1_DEBUG_STOP_READ);
 			memcpy(copy, (const void *) slot, sizeof(N1BackendSlot));
 			pg_read_barrier();
 			after = slot->changecount;

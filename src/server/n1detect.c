@@ -45,6 +45,7 @@ static const struct config_enum_entry debug_stop_options[] = {
 	{"none", N1_DEBUG_STOP_NONE, false},
 	{"event", N1_DEBUG_STOP_EVENT, false},
 	{"burst_end", N1_DEBUG_STOP_BURST_END, false},
+	{"read", N1_DEBUG_STOP_READ, false},
 	{NULL, 0, false}
 };
 

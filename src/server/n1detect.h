@@ -46,13 +46,15 @@ extern bool n1_save;
 /*
  * Test-only fault injection (builds with N1_ASSERT=1): the next slot write
  * of this kind stops the backend (SIGSTOP) in the middle of the write, its
- * change count odd, as a debugger or a page-fault storm would.
+ * change count odd, as a debugger or a page-fault storm would (or, for
+ * "read", a reader in the middle of copying a slot).
  */
 typedef enum N1DebugStop
 {
 	N1_DEBUG_STOP_NONE,
 	N1_DEBUG_STOP_EVENT,		/* recording a statement: no lock held */
-	N1_DEBUG_STOP_BURST_END		/* clearing an ended burst: exclusive lock held */
+	N1_DEBUG_STOP_BURST_END,	/* clearing an ended burst: exclusive lock held */
+	N1_DEBUG_STOP_READ			/* a reader copying a slot: no lock held */
 } N1DebugStop;
 extern int	n1_debug_stop;
 extern bool n1_debug_stop_armed;
