@@ -423,14 +423,17 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		local->samples.count = 0;
 		local->reset_start_us = 0;
 	}
-	else if (restart_after_reset(local, burst, stmt))
-		publish = true;			/* the reset removed its row */
+	else
+		(void) restart_after_reset(local, burst, stmt);
 
 	if (result->capture_sample)
 		n1_capture_sample(queryDesc, &local->samples);
 	copy.generation = local->generation;
 	summarize(&copy.burst, burst, local);
 	copy.used = counts_since_reset(&copy.burst, local);
+	/* the reset removed its row: back when it is a burst again */
+	if (unlikely(local->reset_start_us != 0) && copy.burst.calls == detector.config.min_calls)
+		publish = true;
 	if (publish)
 	{
 		N1OffenderKey key;
