@@ -106,7 +106,7 @@ debug_stop_point(N1DebugStop where)
 
 /*
  * Frees this backend's slot at exit (bursts were already published), its
- * counters added to the shared totals.
+ * counters added to the shared totals (lost if the lock stays taken).
  */
 static void
 release_slot(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
@@ -115,9 +115,11 @@ release_slot(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 
 	if (slot == NULL)
 		return;
-	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
-	n1_slot_counters_fold(slot, n1_shared->folded);
-	LWLockRelease(n1_shared->lock);
+	if (n1_lock_for_recording())
+	{
+		n1_slot_counters_fold(slot, n1_shared->folded);
+		LWLockRelease(n1_shared->lock);
+	}
 	BEGIN_WRITE(slot);
 	slot->pid = 0;
 	memset(slot->bursts, 0, sizeof(slot->bursts));

@@ -185,6 +185,7 @@ extern void n1_offender_record_burst(const N1BurstSummary *burst, const N1Sample
 									 int slot_index);
 extern void n1_offenders_reset(void);
 extern void n1_lock_interruptible(LWLockMode mode);
+extern bool n1_lock_for_recording(void);
 extern void n1_counters_read(int64 *counters);
 
 /* ---- per-backend slots (backend_slots.c) ---- */

@@ -9,9 +9,13 @@
  * evicted, as pg_stat_statements does.
  *
  * The lock is held only for bounded work on shared memory (no I/O, no wait
- * on anything, no slot copy): writers take it with LWLockAcquire; the SQL
- * functions (readers, n1_reset) through n1_lock_interruptible, so that a
- * stalled holder never makes a session ignore cancel or terminate.
+ * on anything, no slot copy).  Nobody waits for it uninterruptibly, so that
+ * a holder stopped by a signal or a debugger never makes another session
+ * ignore cancel or terminate: the SQL functions (readers, n1_reset) and the
+ * statement that publishes a burst wait through n1_lock_interruptible; a
+ * backend recording a burst where no error may be raised (at commit, at
+ * exit) through n1_lock_for_recording, which gives the burst up when the
+ * backend is being terminated.
  */
 #include "postgres.h"
 
@@ -19,6 +23,7 @@
 
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
@@ -268,7 +273,14 @@ n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
 
 	n1_offender_key(&key, MyDatabaseId, burst);
 
-	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
+	if (!n1_lock_for_recording())
+	{
+		if (slot && slot_index >= 0)
+			n1_slot_clear_burst(slot, slot_index);
+		ereport(LOG,
+				(errmsg("n1detect did not record a burst: the backend is terminating while another process holds n1detect's lock")));
+		return;
+	}
 	if (slot && slot_index >= 0)
 		n1_slot_clear_burst(slot, slot_index);
 	if (pg_atomic_read_u64(&n1_shared->generation) != generation)
@@ -307,6 +319,35 @@ n1_lock_interruptible(LWLockMode mode)
 						 1L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/*
+ * Takes n1detect's lock exclusively where no error may be raised (a commit
+ * callback, backend exit): waits while honouring terminate by returning
+ * false (the caller gives up what it was recording), and at exit waits at
+ * most about a second.  Spins briefly first: holders keep it microseconds.
+ */
+bool
+n1_lock_for_recording(void)
+{
+	int			naps = 0;
+
+	for (int spins = 0; spins < 100; spins++)
+	{
+		if (LWLockConditionalAcquire(n1_shared->lock, LW_EXCLUSIVE))
+			return true;
+		pg_spin_delay();
+	}
+	while (!LWLockConditionalAcquire(n1_shared->lock, LW_EXCLUSIVE))
+	{
+		if (ProcDiePending || (proc_exit_inprogress && naps >= 1000))
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		naps++;
+	}
+	return true;
 }
 
 /*

@@ -92,6 +92,13 @@ is($stalled->query_safe('SELECT 42'), "100\n42", 'the stopped backend resumes wh
 $stalled->query_safe(q{RESET n1detect.debug_stop_in_slot_write});
 
 # ---- 2. a backend stopped while it holds the lock exclusively ----
+# A session with a burst already published, its unit still open.
+my $committer = $node->background_psql('postgres', on_error_stop => 0);
+$committer->set_query_timer_restart();
+my $committer_pid = $committer->query_safe('SELECT pg_backend_pid()');
+$committer->query_safe(q{SET n1detect.max_gap = '1h'});
+$committer->query_safe(N1Test::n_plus_one_sql(list_size => 6, first_id => 80) =~ s/COMMIT;\n$//r);
+
 $stalled->query_safe(q{SET n1detect.debug_stop_in_slot_write = 'burst_end'});
 $stalled->{stdin} .= N1Test::n_plus_one_sql(list_size => 6, first_id => 60);
 $stalled->{run}->pump_nb();
@@ -123,12 +130,38 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activit
 	'pg_terminate_backend ends it');
 $victim->{run}->kill_kill;
 
+# A statement that makes a burst waits to publish it: cancel works.
+my $publisher = $node->background_psql('postgres', on_error_stop => 0);
+$publisher->set_query_timer_restart();
+my $publisher_pid = $publisher->query_safe('SELECT pg_backend_pid()');
+$publisher->query_safe(q{SET n1detect.max_gap = '1h'});
+$publisher->{stdin} .= "SELECT 1 FROM authors WHERE id = 1 AND id <> 77 AND id <> 78;\n" x 5 . "\\echo publisher-done\n";
+$publisher->{run}->pump_nb();
+ok(wait_waiting($publisher_pid), 'a session whose statement makes a burst waits for the lock');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($publisher_pid)");
+$deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+$publisher->{run}->pump_nb() until $publisher->{stdout} =~ /publisher-done/ || time() > $deadline;
+like($publisher->{stderr}, qr/canceling statement due to user request/, 'pg_cancel_backend interrupts it');
+$publisher->{stdout} = '';
+$publisher->{stderr} = '';
+is($publisher->query('SELECT 1'), '1', 'and the session is usable');
+
+# A session whose COMMIT ends a burst waits to record it: terminate works.
+$committer->{stdin} .= "COMMIT;\n";
+$committer->{run}->pump_nb();
+ok(wait_waiting($committer_pid), 'a session whose COMMIT records a burst waits for the lock');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($committer_pid)");
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $committer_pid"),
+	'pg_terminate_backend ends it');
+$committer->{run}->kill_kill;
+
 kill 'CONT', $stalled_pid;
 $stalled->query_safe('SELECT 1');
-is($node->safe_psql('postgres', q{SELECT bursts, calls FROM n1_offenders}), '3|19',
+is($node->safe_psql('postgres', q{SELECT bursts, calls FROM n1_offenders WHERE kind = 'n_plus_one'}), '3|19',
 	'once resumed, the stopped backend records its burst');
 $stalled->quit;
 $reader->quit;
+$publisher->quit;
 
 N1Test::server_survived($node, $postmaster, 'stalled backends');
 $node->stop;
