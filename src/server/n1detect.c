@@ -5,7 +5,11 @@
  *
  * Everything that needs shared memory requires shared_preload_libraries;
  * the fast_count functions work without it (their settings are defined
- * whenever the library is loaded).
+ * whenever the library is loaded).  n1detect.debug_stop_in_slot_write, a
+ * test-only fault injection, exists only in builds with N1_ASSERT=1.
+ *
+ * Must never: define a PGC_POSTMASTER setting after start-up, or touch
+ * shared memory before the startup hook made it.
  */
 #include "postgres.h"
 

@@ -16,6 +16,9 @@
  * backend recording a burst where no error may be raised (at commit, at
  * exit) through n1_lock_for_recording, which gives the burst up when the
  * backend is being terminated.
+ *
+ * Must never: raise an error while holding the lock or where a burst is
+ * recorded (commit callback, exit), or wait uninterruptibly for the lock.
  */
 #include "postgres.h"
 
