@@ -79,7 +79,10 @@ cache_store(uint64 queryid, char *text, int constants_offset)
 		if (set[i].last_used < victim->last_used)
 			victim = &set[i];
 	if (victim->text)
+	{
 		pfree(victim->text);
+		n1_texts_evicted++;		/* shown in n1_info */
+	}
 	victim->queryid = queryid;
 	victim->text = text;
 	victim->constants_offset = constants_offset;
