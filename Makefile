@@ -42,10 +42,13 @@ PROVE_FLAGS += -I $(srcdir)/test/lib
 UNIT_CFLAGS = -std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer
 test/unit/test_detector: test/unit/test_detector.c src/core/detector.c src/core/detector.h
 	$(CC) $(UNIT_CFLAGS) -Isrc/core -o $@ test/unit/test_detector.c src/core/detector.c -lm
+test/unit/test_query_comment: test/unit/test_query_comment.c src/core/query_comment.c src/core/query_comment.h
+	$(CC) $(UNIT_CFLAGS) -Isrc/core -o $@ test/unit/test_query_comment.c src/core/query_comment.c
 
 .PHONY: unitcheck regresscheck tapcheck
-unitcheck: test/unit/test_detector
+unitcheck: test/unit/test_detector test/unit/test_query_comment
 	test/unit/test_detector
+	test/unit/test_query_comment
 
 regresscheck:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
@@ -54,4 +57,4 @@ regresscheck:
 tapcheck:
 	$(prove_installcheck)
 
-EXTRA_CLEAN = test/unit/test_detector tmp_check_regress
+EXTRA_CLEAN = test/unit/test_detector test/unit/test_query_comment tmp_check_regress

@@ -1,0 +1,418 @@
+/*
+ * query_comment.c
+ *		Request tags from a statement's comment (see query_comment.h): finds
+ *		the leading or trailing block comment, splits it into key/value
+ *		pairs in either format, and keeps the keys that say where the
+ *		statement came from (source, code line, trace id).
+ *
+ * Owns: the comment formats and the bounds on what is read and kept.
+ * Must never: allocate, read past len, write past an output buffer, read
+ * more than N1_COMMENT_SCAN bytes of a comment, or take text from outside
+ * the comment (string literals, dollar quotes, the statement itself).
+ */
+#include "query_comment.h"
+
+#include <string.h>
+
+static inline bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/*
+ * Forward from just after an opening slash-star at sql[from], comments
+ * nesting as in PostgreSQL's lexer: index of the matching star-slash, or
+ * -1 when it is not within limit.
+ */
+static long
+comment_close(const char *sql, size_t from, size_t limit)
+{
+	int			depth = 1;
+	size_t		i = from;
+
+	while (i + 1 < limit)
+	{
+		if (sql[i] == '/' && sql[i + 1] == '*')
+		{
+			depth++;
+			i += 2;
+		}
+		else if (sql[i] == '*' && sql[i + 1] == '/')
+		{
+			if (--depth == 0)
+				return (long) i;
+			i += 2;
+		}
+		else
+			i++;
+	}
+	return -1;
+}
+
+bool
+n1_comment_find(const char *sql, size_t len, const char **body, size_t *body_len)
+{
+	size_t		e = len;
+	size_t		s = 0;
+
+	if (sql == NULL || len < 4)
+		return false;
+
+	/* trailing: the text ends with star-slash (white space and ';' aside) */
+	while (e > 0 && (is_space(sql[e - 1]) || sql[e - 1] == ';'))
+		e--;
+	if (e >= 4 && sql[e - 1] == '/' && sql[e - 2] == '*')
+	{
+		size_t		limit = e > N1_COMMENT_SCAN ? e - N1_COMMENT_SCAN : 0;
+		size_t		k = e - 2;		/* the closing star */
+		int			depth = 1;
+
+		/* back to the matching opener, then check it forward */
+		while (k >= limit + 2)
+		{
+			if (sql[k - 2] == '/' && sql[k - 1] == '*')
+			{
+				k -= 2;
+				if (--depth == 0)
+				{
+					if (comment_close(sql, k + 2, e) == (long) (e - 2))
+					{
+						*body = sql + k + 2;
+						*body_len = e - 2 - (k + 2);
+						return true;
+					}
+					break;
+				}
+			}
+			else if (sql[k - 2] == '*' && sql[k - 1] == '/')
+			{
+				k -= 2;
+				depth++;
+			}
+			else
+				k--;
+		}
+	}
+
+	/* leading: the text starts with slash-star (white space aside) */
+	while (s < len && is_space(sql[s]))
+		s++;
+	if (s + 4 <= len && sql[s] == '/' && sql[s + 1] == '*')
+	{
+		size_t		limit = len - s > N1_COMMENT_SCAN ? s + N1_COMMENT_SCAN : len;
+		long		close = comment_close(sql, s + 2, limit);
+
+		if (close >= 0)
+		{
+			*body = sql + s + 2;
+			*body_len = (size_t) close - (s + 2);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---------- key/value pairs ---------- */
+
+typedef struct Pair
+{
+	const char *key;
+	size_t		key_len;
+	const char *value;
+	size_t		value_len;
+	bool		quoted;			/* sqlcommenter: key='value', URL-encoded */
+} Pair;
+
+static inline bool
+is_key_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		(c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
+/*
+ * Next pair of the body from *pos: key=value, key='value' (sqlcommenter) or
+ * key:value (marginalia), separated by commas.  Text that is no pair (a
+ * free comment, an optimizer hint) is skipped up to the next comma.
+ */
+static bool
+next_pair(const char **pos, const char *end, Pair *pair)
+{
+	const char *p = *pos;
+
+	while (p < end)
+	{
+		const char *k;
+		const char *next;
+
+		while (p < end && (is_space(*p) || *p == ','))
+			p++;
+		k = p;
+		while (p < end && is_key_char(*p))
+			p++;
+		pair->key = k;
+		pair->key_len = (size_t) (p - k);
+		if (p < end && pair->key_len > 0 && (*p == '=' || *p == ':'))
+		{
+			bool		equals = (*p == '=');
+
+			p++;
+			if (equals && p < end && *p == '\'')
+			{
+				/* quoted: up to the closing quote; \' is an escaped quote */
+				const char *v = ++p;
+
+				while (p < end && *p != '\'')
+					p += (*p == '\\' && p + 1 < end) ? 2 : 1;
+				if (p > end)
+					p = end;
+				pair->value = v;
+				pair->value_len = (size_t) (p - v);
+				pair->quoted = true;
+				if (p < end)
+					p++;
+				next = memchr(p, ',', (size_t) (end - p));
+				*pos = next ? next + 1 : end;
+				return true;
+			}
+			next = memchr(p, ',', (size_t) (end - p));
+			pair->value = p;
+			pair->value_len = (size_t) ((next ? next : end) - p);
+			/* marginalia values have no surrounding space to keep */
+			while (pair->value_len > 0 && is_space(pair->value[pair->value_len - 1]))
+				pair->value_len--;
+			pair->quoted = false;
+			*pos = next ? next + 1 : end;
+			return true;
+		}
+		/* not a pair: skip to the next comma */
+		next = memchr(p, ',', (size_t) (end - p));
+		p = next ? next + 1 : end;
+	}
+	*pos = end;
+	return false;
+}
+
+static inline bool
+key_is(const Pair *pair, const char *name)
+{
+	size_t		n = strlen(name);
+
+	if (pair->key_len != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+	{
+		char		c = pair->key[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char) (c - 'A' + 'a');
+		if (c != name[i])
+			return false;
+	}
+	return true;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Appends the value to out[*used..size-1), URL-decoded when quoted (a
+ * malformed escape is kept as it is; \' becomes '), control characters as
+ * '?'; always leaves out terminated.  Cut where out is full.
+ */
+static void
+append_value(char *out, size_t size, size_t *used, const Pair *pair)
+{
+	const char *p = pair->value;
+	const char *end = p + pair->value_len;
+	size_t		n = *used;
+
+	while (p < end && n + 1 < size)
+	{
+		unsigned char c = (unsigned char) *p++;
+
+		if (pair->quoted && c == '%' && end - p >= 2 &&
+			hex_value(p[0]) >= 0 && hex_value(p[1]) >= 0)
+		{
+			c = (unsigned char) (hex_value(p[0]) * 16 + hex_value(p[1]));
+			p += 2;
+		}
+		else if (pair->quoted && c == '\\' && p < end)
+			c = (unsigned char) *p++;
+		out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char) c;
+	}
+	out[n] = '\0';
+	*used = n;
+}
+
+static void
+append_text(char *out, size_t size, size_t *used, const char *text)
+{
+	size_t		n = *used;
+
+	while (*text && n + 1 < size)
+		out[n++] = *text++;
+	out[n] = '\0';
+	*used = n;
+}
+
+/* 64-bit hash of a byte string; never 0 (0 means "none"). */
+static uint64_t
+hash_bytes64(const char *p, size_t len)
+{
+	uint64_t	h = UINT64_C(0xcbf29ce484222325);
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char) p[i]) * UINT64_C(0x100000001b3);
+	return h ? h : 1;
+}
+
+/*
+ * The trace id part of a W3C traceparent (version-traceid-parentid-flags,
+ * "00-" then 32 hex digits), or the whole value for any other id.
+ */
+static void
+trace_bytes(const Pair *pair, const char **id, size_t *len)
+{
+	*id = pair->value;
+	*len = pair->value_len;
+	if (key_is(pair, "traceparent") && pair->value_len >= 35 &&
+		pair->value[2] == '-' && pair->value[35] == '-')
+	{
+		for (int i = 3; i < 35; i++)
+			if (hex_value(pair->value[i]) < 0)
+				return;
+		*id += 3;
+		*len = 32;
+	}
+}
+
+static inline bool
+is_trace_key(const Pair *pair, bool *primary)
+{
+	*primary = key_is(pair, "traceparent");
+	return *primary || key_is(pair, "request_id") || key_is(pair, "request-id") ||
+		key_is(pair, "x-request-id") || key_is(pair, "x_request_id");
+}
+
+/* Keys that make up the source, in the order shown. */
+static const char *const source_keys[] = {"controller", "action", "job", "route"};
+#define N_SOURCE_KEYS (sizeof(source_keys) / sizeof(source_keys[0]))
+
+bool
+n1_comment_parse(const char *body, size_t body_len, N1QueryTags *tags)
+{
+	const char *pos = body;
+	const char *end = body + body_len;
+	Pair		pair;
+	Pair		found[N_SOURCE_KEYS];
+	bool		have[N_SOURCE_KEYS] = {false};
+	bool		have_trace_primary = false;
+	bool		any = false;
+	size_t		used = 0;
+
+	memset(tags, 0, sizeof(*tags));
+	while (next_pair(&pos, end, &pair))
+	{
+		bool		primary;
+
+		for (size_t i = 0; i < N_SOURCE_KEYS; i++)
+			if (!have[i] && key_is(&pair, source_keys[i]) && pair.value_len > 0)
+			{
+				found[i] = pair;
+				have[i] = true;
+				any = true;
+			}
+		if (tags->code_line[0] == '\0' &&
+			(key_is(&pair, "line") || key_is(&pair, "code_line")))
+		{
+			size_t		n = 0;
+
+			append_value(tags->code_line, N1_CODE_LINE_LEN, &n, &pair);
+			any = true;
+		}
+		if (is_trace_key(&pair, &primary) && pair.value_len > 0 &&
+			(tags->trace_id[0] == '\0' || (primary && !have_trace_primary)))
+		{
+			Pair		id = pair;
+			size_t		n = 0;
+
+			trace_bytes(&pair, &id.value, &id.value_len);
+			append_value(tags->trace_id, N1_TRACE_ID_LEN, &n, &id);
+			tags->trace_hash = hash_bytes64(id.value, id.value_len);
+			have_trace_primary = primary;
+			any = true;
+		}
+	}
+	for (size_t i = 0; i < N_SOURCE_KEYS; i++)
+	{
+		if (!have[i])
+			continue;
+		if (used > 0)
+			append_text(tags->source, N1_SOURCE_LEN, &used, " ");
+		append_text(tags->source, N1_SOURCE_LEN, &used, source_keys[i]);
+		append_text(tags->source, N1_SOURCE_LEN, &used, "=");
+		append_value(tags->source, N1_SOURCE_LEN, &used, &found[i]);
+	}
+	if (used > 0)
+		tags->source_hash = hash_bytes64(tags->source, used);
+	return any;
+}
+
+bool
+n1_query_tags(const char *sql, size_t len, N1QueryTags *tags)
+{
+	const char *body;
+	size_t		body_len;
+
+	if (!n1_comment_find(sql, len, &body, &body_len))
+	{
+		memset(tags, 0, sizeof(*tags));
+		return false;
+	}
+	return n1_comment_parse(body, body_len, tags);
+}
+
+uint64_t
+n1_query_trace_hash(const char *sql, size_t len)
+{
+	const char *body;
+	size_t		body_len;
+	const char *pos;
+	const char *end;
+	Pair		pair;
+	uint64_t	hash = 0;
+
+	if (!n1_comment_find(sql, len, &body, &body_len))
+		return 0;
+	pos = body;
+	end = body + body_len;
+	while (next_pair(&pos, end, &pair))
+	{
+		bool		primary;
+
+		if (is_trace_key(&pair, &primary) && pair.value_len > 0)
+		{
+			const char *id;
+			size_t		id_len;
+
+			if (!primary && hash != 0)
+				continue;		/* the first request id, unless a traceparent comes */
+			trace_bytes(&pair, &id, &id_len);
+			hash = hash_bytes64(id, id_len);
+			if (primary)
+				break;
+		}
+	}
+	return hash;
+}

@@ -1,0 +1,63 @@
+/*
+ * query_comment.h
+ *		Request tags from a statement's comment: sqlcommenter
+ *		(key='url%2Dencoded',...) and marginalia / Rails query log tags
+ *		(key:value,...), leading or trailing.
+ *
+ * Plain C99 with no PostgreSQL headers (shared with n1scan and the unit
+ * tests in test/unit/).  Output is bounded: fixed-size buffers, values cut
+ * at their size; input is scanned at most N1_COMMENT_SCAN bytes from its
+ * start or its end, so a hostile 1 MB comment costs no more than a short one.
+ */
+#ifndef N1DETECT_QUERY_COMMENT_H
+#define N1DETECT_QUERY_COMMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of a comment considered; a longer comment carries no tags. */
+#define N1_COMMENT_SCAN 4096
+/* Sizes of the outputs, terminating zero included. */
+#define N1_SOURCE_LEN 128
+#define N1_CODE_LINE_LEN 192
+#define N1_TRACE_ID_LEN 64
+
+typedef struct N1QueryTags
+{
+	uint64_t	source_hash;	/* hash of source; 0 when source is empty */
+	uint64_t	trace_hash;		/* hash of trace_id; 0 when trace_id is empty */
+	char		source[N1_SOURCE_LEN];		/* "controller=posts action=index", "route=/api/posts/" */
+	char		code_line[N1_CODE_LINE_LEN];	/* marginalia's line, or code_line= */
+	char		trace_id[N1_TRACE_ID_LEN];	/* traceparent's trace id, or a request id */
+} N1QueryTags;
+
+/*
+ * Where the tag comment of sql[0..len) is: its body (between the slash-star
+ * and the star-slash) as [*body, *body + *body_len).  Returns false when the
+ * text neither starts (after white space) nor ends (before white space and
+ * semicolons) with a block comment.  Comments nest as in PostgreSQL, so
+ * the comment found is exactly the one the server's lexer saw: never part
+ * of a string literal or dollar quote (nothing but white space is between
+ * it and the end of the text).  Reads only the first or last bytes unless
+ * there is a comment there.
+ */
+extern bool n1_comment_find(const char *sql, size_t len, const char **body, size_t *body_len);
+
+/*
+ * Parses a comment body into tags (empty strings where absent).  Returns
+ * true when any tag was found.
+ */
+extern bool n1_comment_parse(const char *body, size_t body_len, N1QueryTags *tags);
+
+/* n1_comment_find then n1_comment_parse; tags zeroed when there is none. */
+extern bool n1_query_tags(const char *sql, size_t len, N1QueryTags *tags);
+
+/*
+ * Hash of the trace id (or request id) of sql[0..len), or 0 when it has
+ * none: the per-statement check for request boundaries.  Costs a few
+ * instructions for a statement that does not start or end with a comment.
+ */
+extern uint64_t n1_query_trace_hash(const char *sql, size_t len);
+
+#endif							/* N1DETECT_QUERY_COMMENT_H */
