@@ -21,9 +21,9 @@
 -- its 1.1 entry point (CREATE OR REPLACE FUNCTION).
 
 ------------------------------------------------------------------------
--- n1_offenders: same columns, 1.1 entry point
+-- n1_offenders: the request's tags (new columns)
 ------------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION n1_offenders(
+CREATE FUNCTION n1_offenders_1_1(
     IN showtext boolean,
     OUT userid oid,
     OUT dbid oid,
@@ -41,16 +41,25 @@ CREATE OR REPLACE FUNCTION n1_offenders(
     OUT first_seen timestamptz,
     OUT last_seen timestamptz,
     OUT application_name text,
-    OUT sample_params text[]
+    OUT sample_params text[],
+    -- 1.1
+    OUT source text,
+    OUT code_line text
 )
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'n1_offenders_1_1'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
+CREATE OR REPLACE VIEW n1_offenders AS
+  SELECT * FROM n1_offenders_1_1(true) AS n1_offenders;
+
+DROP FUNCTION n1_offenders(boolean);
+ALTER FUNCTION n1_offenders_1_1(boolean) RENAME TO n1_offenders;
+
 ------------------------------------------------------------------------
--- n1_bursts: same columns, 1.1 entry point
+-- n1_bursts: the request's tags and trace id (new columns)
 ------------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION n1_bursts(
+CREATE FUNCTION n1_bursts_1_1(
     OUT pid integer,
     OUT userid oid,
     OUT dbid oid,
@@ -65,11 +74,21 @@ CREATE OR REPLACE FUNCTION n1_bursts(
     OUT parent_calls bigint,
     OUT parent_rows bigint,
     OUT exec_time double precision,
-    OUT application_name text
+    OUT application_name text,
+    -- 1.1
+    OUT source text,
+    OUT code_line text,
+    OUT trace_id text
 )
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'n1_bursts_1_1'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE OR REPLACE VIEW n1_bursts AS
+  SELECT * FROM n1_bursts_1_1() AS n1_bursts;
+
+DROP FUNCTION n1_bursts();
+ALTER FUNCTION n1_bursts_1_1() RENAME TO n1_bursts;
 
 ------------------------------------------------------------------------
 -- n1_info: the detector's own counters (new columns)

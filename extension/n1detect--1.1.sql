@@ -29,14 +29,17 @@ CREATE FUNCTION n1_offenders(
     OUT first_seen timestamptz,
     OUT last_seen timestamptz,
     OUT application_name text,
-    OUT sample_params text[]
+    OUT sample_params text[],
+    -- 1.1
+    OUT source text,
+    OUT code_line text
 )
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'n1_offenders_1_1'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
 CREATE VIEW n1_offenders AS
-  SELECT * FROM n1_offenders(true);
+  SELECT * FROM n1_offenders(true) AS n1_offenders;
 
 GRANT SELECT ON n1_offenders TO PUBLIC;
 
@@ -55,14 +58,18 @@ CREATE FUNCTION n1_bursts(
     OUT parent_calls bigint,
     OUT parent_rows bigint,
     OUT exec_time double precision,
-    OUT application_name text
+    OUT application_name text,
+    -- 1.1
+    OUT source text,
+    OUT code_line text,
+    OUT trace_id text
 )
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'n1_bursts_1_1'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
 CREATE VIEW n1_bursts AS
-  SELECT * FROM n1_bursts();
+  SELECT * FROM n1_bursts() AS n1_bursts;
 
 GRANT SELECT ON n1_bursts TO PUBLIC;
 

@@ -89,13 +89,27 @@ action_errcode(N1Kind kind)
 	}
 }
 
+/* Inside ereport: a CONTEXT line naming the request and code line, when known. */
+static int
+report_source(const N1QueryTags *tags)
+{
+	if (tags == NULL || (tags->source[0] == '\0' && tags->code_line[0] == '\0'))
+		return 0;
+	if (tags->code_line[0] == '\0')
+		return errcontext_msg("request %s", tags->source);
+	if (tags->source[0] == '\0')
+		return errcontext_msg("code line %s", tags->code_line);
+	return errcontext_msg("request %s, code line %s", tags->source, tags->code_line);
+}
+
 /*
  * Reports a burst at elevel (LOG, WARNING or ERROR), naming the query, its
- * parent and the count, with a hint on how to fix it.  Does not return for
- * ERROR.
+ * parent and the count, with a hint on how to fix it, and the request and
+ * code line of the statement's comment when it has one.  Does not return
+ * for ERROR.
  */
 void
-n1_report_burst(const N1Burst *burst, int elevel)
+n1_report_burst(const N1Burst *burst, const N1QueryTags *tags, int elevel)
 {
 	const char *query = n1_query_text_lookup(burst->query_id);
 	const char *parent = n1_query_text_lookup(burst->parent_query_id);
@@ -115,7 +129,8 @@ n1_report_burst(const N1Burst *burst, int elevel)
 							   (long long) burst->distinct_params,
 							   parent ? parent : "<query text unavailable>",
 							   (unsigned long long) burst->parent_rows),
-					 errhint("Load the related rows with one query: batch the keys with \"= ANY($1)\", or use eager loading (select_related/prefetch_related, includes, selectinload/joinedload).")));
+					 errhint("Load the related rows with one query: batch the keys with \"= ANY($1)\", or use eager loading (select_related/prefetch_related, includes, selectinload/joinedload)."),
+					 report_source(tags)));
 			break;
 		case N1_KIND_DUPLICATE:
 			ereport(elevel,
@@ -124,7 +139,8 @@ n1_report_burst(const N1Burst *burst, int elevel)
 							(long long) burst->calls),
 					 errdetail("Query \"%s\" ran %lld times with identical parameters in one unit of work.",
 							   query, (long long) burst->calls),
-					 errhint("Run it once and reuse the result.")));
+					 errhint("Run it once and reuse the result."),
+					 report_source(tags)));
 			break;
 		default:
 			ereport(elevel,
@@ -134,7 +150,8 @@ n1_report_burst(const N1Burst *burst, int elevel)
 					 errdetail("Query \"%s\" ran %lld times with %lld different parameter sets in one unit of work.",
 							   query, (long long) burst->calls,
 							   (long long) burst->distinct_params),
-					 errhint("Fetch all the rows with one query, for example with \"= ANY($1)\".")));
+					 errhint("Fetch all the rows with one query, for example with \"= ANY($1)\"."),
+					 report_source(tags)));
 			break;
 	}
 }

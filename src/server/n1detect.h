@@ -12,6 +12,7 @@
 
 #include "datatype/timestamp.h"
 #include "detector.h"
+#include "query_comment.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "port/atomics.h"
@@ -81,6 +82,7 @@ typedef struct N1OffenderKey
 	uint64		parent_queryid;
 	int32		kind;			/* N1Kind */
 	int32		pad;			/* zero; keeps the key free of uninitialized bytes */
+	uint64		source_hash;	/* N1QueryTags.source_hash: one row per endpoint; 0 = none */
 } N1OffenderKey;
 
 typedef struct N1Samples
@@ -106,6 +108,8 @@ typedef struct N1Offender
 	N1Samples	samples;
 	char		query[N1_QUERY_TEXT_LEN];	/* "" when unknown */
 	char		parent_query[N1_QUERY_TEXT_LEN];
+	char		source[N1_SOURCE_LEN];	/* the request's tags (key.source_hash) */
+	char		code_line[N1_CODE_LINE_LEN];	/* of the latest burst */
 } N1Offender;
 
 /*
@@ -134,6 +138,7 @@ typedef struct N1BurstRecord
 	Oid			dbid;
 	N1BurstSummary burst;
 	char		application_name[NAMEDATALEN];
+	N1QueryTags tags;			/* from the comment of the call that made the burst */
 } N1BurstRecord;
 
 /*
@@ -173,13 +178,15 @@ extern struct HTAB *n1_offenders_hash;
 
 extern Size n1_offenders_shmem_size(void);
 extern void n1_offenders_shmem_init(void);
-extern void n1_offender_key(N1OffenderKey *key, Oid dbid, const N1BurstSummary *burst);
+extern void n1_offender_key(N1OffenderKey *key, Oid dbid, const N1BurstSummary *burst,
+							const N1QueryTags *tags);
 extern void n1_offender_add_burst(N1Offender *entry, const N1BurstSummary *burst,
-								  const N1Samples *samples, const char *application_name);
+								  const N1Samples *samples, const N1QueryTags *tags,
+								  const char *application_name);
 extern void n1_offender_publish(const N1OffenderKey *key, const char *query,
 								const char *parent_query);
 extern void n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
-									 const char *application_name,
+									 const N1QueryTags *tags, const char *application_name,
 									 const char *query, const char *parent_query,
 									 uint64 generation, struct N1BackendSlot *slot,
 									 int slot_index);
@@ -206,7 +213,8 @@ typedef struct N1SlotBurst
 	bool		used;
 	uint64		generation;		/* n1_shared->generation it counts in */
 	N1BurstSummary burst;
-	N1Samples	samples;		/* last: see n1_slot_write_burst */
+	N1Samples	samples;		/* from here on: see n1_slot_write_burst */
+	N1QueryTags tags;
 } N1SlotBurst;
 
 typedef struct N1BackendSlot
@@ -268,11 +276,17 @@ n1_slot_publish_counters(N1BackendSlot *slot, const N1Detector *detector)
 extern void n1_recorder_install_hooks(void);
 extern void n1_mark_own_statement(void);
 
-/* ---- samples and action messages (burst_report.c) ---- */
+/* ---- request tags from comments (query_comment.c) ---- */
 
 struct QueryDesc;
+
+extern void n1_burst_tags(struct QueryDesc *queryDesc, N1QueryTags *tags);
+extern uint64 n1_statement_trace_hash(struct QueryDesc *queryDesc);
+
+/* ---- samples and action messages (burst_report.c) ---- */
+
 extern void n1_capture_sample(struct QueryDesc *queryDesc, N1Samples *samples);
-extern void n1_report_burst(const N1Burst *burst, int elevel);
+extern void n1_report_burst(const N1Burst *burst, const N1QueryTags *tags, int elevel);
 
 /* ---- normalized query texts (query_text.c) ---- */
 

@@ -177,8 +177,14 @@ insert_locked(const N1OffenderKey *key, bool *found)
 	return entry;
 }
 
+/*
+ * The row of a burst: one per user, database, query, parent, kind and
+ * source (the request's tags, by hash), so that each endpoint with the same
+ * N+1 has its own row.
+ */
 void
-n1_offender_key(N1OffenderKey *key, Oid dbid, const N1BurstSummary *burst)
+n1_offender_key(N1OffenderKey *key, Oid dbid, const N1BurstSummary *burst,
+				const N1QueryTags *tags)
 {
 	memset(key, 0, sizeof(*key));
 	key->userid = burst->userid;
@@ -186,6 +192,7 @@ n1_offender_key(N1OffenderKey *key, Oid dbid, const N1BurstSummary *burst)
 	key->queryid = burst->queryid;
 	key->parent_queryid = burst->parent_queryid;
 	key->kind = burst->kind;
+	key->source_hash = tags ? tags->source_hash : 0;
 }
 
 /*
@@ -194,7 +201,8 @@ n1_offender_key(N1OffenderKey *key, Oid dbid, const N1BurstSummary *burst)
  */
 void
 n1_offender_add_burst(N1Offender *entry, const N1BurstSummary *burst,
-					  const N1Samples *samples, const char *application_name)
+					  const N1Samples *samples, const N1QueryTags *tags,
+					  const char *application_name)
 {
 	entry->bursts++;
 	entry->calls += burst->calls;
@@ -213,6 +221,11 @@ n1_offender_add_burst(N1Offender *entry, const N1BurstSummary *burst,
 				NAMEDATALEN);
 		if (samples && samples->count > 0)
 			entry->samples = *samples;
+		if (tags)
+		{
+			strlcpy(entry->source, tags->source, N1_SOURCE_LEN);
+			strlcpy(entry->code_line, tags->code_line, N1_CODE_LINE_LEN);
+		}
 	}
 }
 
@@ -265,7 +278,7 @@ n1_offender_publish(const N1OffenderKey *key, const char *query, const char *par
  */
 void
 n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
-						 const char *application_name,
+						 const N1QueryTags *tags, const char *application_name,
 						 const char *query, const char *parent_query,
 						 uint64 generation, N1BackendSlot *slot, int slot_index)
 {
@@ -274,7 +287,7 @@ n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
 	N1BurstRecord *record;
 	bool		found;
 
-	n1_offender_key(&key, MyDatabaseId, burst);
+	n1_offender_key(&key, MyDatabaseId, burst, tags);
 
 	if (!n1_lock_for_recording())
 	{
@@ -294,13 +307,17 @@ n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
 
 	entry = insert_locked(&key, &found);
 	fill_texts(entry, query, parent_query);
-	n1_offender_add_burst(entry, burst, samples, application_name);
+	n1_offender_add_burst(entry, burst, samples, tags, application_name);
 
 	record = &n1_shared->ring[n1_shared->ring_next % n1_max_bursts];
 	record->pid = MyProcPid;
 	record->dbid = MyDatabaseId;
 	record->burst = *burst;
 	strlcpy(record->application_name, application_name ? application_name : "", NAMEDATALEN);
+	if (tags)
+		record->tags = *tags;
+	else
+		memset(&record->tags, 0, sizeof(record->tags));
 	n1_shared->ring_next++;
 	n1_shared->bursts_total++;
 

@@ -35,7 +35,7 @@
 
 #define N1_DUMP_FILE PGSTAT_STAT_PERMANENT_DIRECTORY "/n1detect.stat"
 #define N1_DUMP_MAGIC 0x4e31444554454354	/* "N1DETECT" */
-#define N1_DUMP_VERSION 2
+#define N1_DUMP_VERSION 3	/* 3: source and code_line */
 
 typedef struct DumpHeader
 {
@@ -164,7 +164,8 @@ valid_timestamp(TimestampTz t)
 static const char *
 entry_problem(const N1Offender *e)
 {
-	if (e->key.userid == InvalidOid || e->key.queryid == 0 || e->key.pad != 0)
+	if (e->key.userid == InvalidOid || e->key.queryid == 0 || e->key.pad != 0 ||
+		(e->key.source_hash == 0) != (e->source[0] == '\0'))
 		return "invalid key";
 	if (e->key.kind != N1_KIND_N_PLUS_ONE && e->key.kind != N1_KIND_DUPLICATE &&
 		e->key.kind != N1_KIND_LOOP)
@@ -181,7 +182,9 @@ entry_problem(const N1Offender *e)
 		return "invalid usage";
 	if (!terminated(e->application_name, NAMEDATALEN) ||
 		!terminated(e->query, N1_QUERY_TEXT_LEN) ||
-		!terminated(e->parent_query, N1_QUERY_TEXT_LEN))
+		!terminated(e->parent_query, N1_QUERY_TEXT_LEN) ||
+		!terminated(e->source, N1_SOURCE_LEN) ||
+		!terminated(e->code_line, N1_CODE_LINE_LEN))
 		return "unterminated text";
 	if (e->samples.count < 0 || e->samples.count > N1_BURST_SAMPLES)
 		return "invalid sample count";

@@ -55,6 +55,7 @@ typedef struct LocalBurst
 	int64		reset_calls;
 	int64		reset_exec_us;
 	int64		reset_start_us; /* first call after that reset; 0 if none came */
+	N1QueryTags tags;			/* of the call that made the burst (query_comment.c) */
 } LocalBurst;
 
 /* Type length and by-value flag per type OID, so hashing never reads the catalog twice. */
@@ -370,7 +371,7 @@ burst_ended(void *arg pg_attribute_unused(), const N1Burst *burst, N1UnitEndReas
 			n1_slot_clear_burst(slot, burst->index);
 		return;
 	}
-	n1_offender_record_burst(&summary, &local->samples,
+	n1_offender_record_burst(&summary, &local->samples, &local->tags,
 							 slot ? slot->application_name : NULL,
 							 n1_query_text_lookup(burst->query_id),
 							 n1_query_text_lookup(burst->parent_query_id),
@@ -383,6 +384,7 @@ act_on_burst(const N1Burst *burst)
 {
 	int			elevel;
 	N1Burst		reported = *burst;	/* ending the unit below recycles *burst */
+	N1QueryTags tags = local_bursts[burst->index].tags;
 
 	switch (n1_action)
 	{
@@ -404,7 +406,7 @@ act_on_burst(const N1Burst *burst)
 	/* An error ends the unit of work: the burst is recorded, not lost. */
 	if (elevel == ERROR)
 		n1_detector_end_unit(&detector, N1_END_TRANSACTION);
-	n1_report_burst(&reported, elevel);
+	n1_report_burst(&reported, &tags, elevel);
 }
 
 static void
@@ -422,6 +424,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		local->userid = GetUserId();
 		local->samples.count = 0;
 		local->reset_start_us = 0;
+		n1_burst_tags(queryDesc, &local->tags);
 	}
 	else
 		(void) restart_after_reset(local, burst, stmt);
@@ -441,7 +444,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		n1_query_text_remember_source(burst->query_id, queryDesc->sourceText,
 									  queryDesc->plannedstmt->stmt_location,
 									  queryDesc->plannedstmt->stmt_len);
-		n1_offender_key(&key, MyDatabaseId, &copy.burst);
+		n1_offender_key(&key, MyDatabaseId, &copy.burst, &local->tags);
 		n1_offender_publish(&key, n1_query_text_lookup(burst->query_id),
 							n1_query_text_lookup(burst->parent_query_id));
 	}
@@ -450,7 +453,10 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		bool		with_samples = publish || result->capture_sample;
 
 		if (with_samples)
+		{
 			copy.samples = local->samples;
+			copy.tags = local->tags;
+		}
 		n1_slot_write_burst(slot, burst->index, &copy, with_samples);
 	}
 	if (result->kind_changed && n1_action != N1_ACTION_NONE)

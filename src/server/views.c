@@ -46,9 +46,9 @@ typedef enum N1ApiVersion
 
 /* Columns of each version's functions; the newest is the whole row. */
 #define OFFENDERS_COLS_1_0 17
-#define OFFENDERS_COLS_1_1 17
+#define OFFENDERS_COLS_1_1 19
 #define BURSTS_COLS_1_0 15
-#define BURSTS_COLS_1_1 15
+#define BURSTS_COLS_1_1 18
 #define INFO_COLS_1_0 5
 #define INFO_COLS_1_1 10
 
@@ -249,12 +249,13 @@ offenders_rows(FunctionCallInfo fcinfo, N1ApiVersion api, bool showtext)
 		N1OffenderKey key;
 		bool		found;
 
-		n1_offender_key(&key, ip->dbid, &ip->burst.burst);
+		n1_offender_key(&key, ip->dbid, &ip->burst.burst, &ip->burst.tags);
 		entry = hash_search(merged, &key, HASH_ENTER, &found);
 		if (!found)
 			memset((char *) entry + sizeof(N1OffenderKey), 0,
 				   sizeof(N1Offender) - sizeof(N1OffenderKey));
-		n1_offender_add_burst(entry, &ip->burst.burst, &ip->burst.samples, ip->application_name);
+		n1_offender_add_burst(entry, &ip->burst.burst, &ip->burst.samples, &ip->burst.tags,
+							  ip->application_name);
 	}
 
 	hash_seq_init(&status, merged);
@@ -314,7 +315,23 @@ offenders_rows(FunctionCallInfo fcinfo, N1ApiVersion api, bool showtext)
 			nulls[i++] = true;
 		Assert(i == OFFENDERS_COLS_1_0);
 		/* columns of 1.1 and later go here */
-		Assert(i == OFFENDERS_COLS_1_1);
+		if (api >= N1_API_1_1)
+		{
+			/* the request's tags come from the query's text: shown as it is */
+			if (visible)
+			{
+				values[i] = text_or_null(entry->source, &nulls[i]);
+				i++;
+				values[i] = text_or_null(entry->code_line, &nulls[i]);
+				i++;
+			}
+			else
+			{
+				nulls[i++] = true;
+				nulls[i++] = true;
+			}
+			Assert(i == OFFENDERS_COLS_1_1);
+		}
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -336,8 +353,9 @@ n1_offenders_1_1(PG_FUNCTION_ARGS)
 }
 
 static void
-put_burst_row(ReturnSetInfo *rsinfo, int pid, Oid dbid, const N1BurstSummary *b,
-			  bool in_progress, const char *application_name)
+put_burst_row(ReturnSetInfo *rsinfo, N1ApiVersion api, int pid, Oid dbid,
+			  const N1BurstSummary *b, bool in_progress, const char *application_name,
+			  const N1QueryTags *tags, bool visible)
 {
 	Datum		values[BURSTS_COLS_1_1];
 	bool		nulls[BURSTS_COLS_1_1];
@@ -368,7 +386,25 @@ put_burst_row(ReturnSetInfo *rsinfo, int pid, Oid dbid, const N1BurstSummary *b,
 	i++;
 	Assert(i == BURSTS_COLS_1_0);
 	/* columns of 1.1 and later go here */
-	Assert(i == BURSTS_COLS_1_1);
+	if (api >= N1_API_1_1)
+	{
+		if (visible)
+		{
+			values[i] = text_or_null(tags->source, &nulls[i]);
+			i++;
+			values[i] = text_or_null(tags->code_line, &nulls[i]);
+			i++;
+			values[i] = text_or_null(tags->trace_id, &nulls[i]);
+			i++;
+		}
+		else
+		{
+			nulls[i++] = true;
+			nulls[i++] = true;
+			nulls[i++] = true;
+		}
+		Assert(i == BURSTS_COLS_1_1);
+	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -381,11 +417,14 @@ bursts_rows(FunctionCallInfo fcinfo, N1ApiVersion api)
 	int			count;
 	List	   *in_progress;
 	ListCell   *lc;
+	Oid			userid = GetUserId();
+	bool		see_all;
 
 	n1_require_preload();
 	n1_mark_own_statement();
 	InitMaterializedSRF(fcinfo, 0);
 	check_natts(rsinfo->setDesc, api == N1_API_1_0 ? BURSTS_COLS_1_0 : BURSTS_COLS_1_1);
+	see_all = can_see_all();
 
 	/* Finished bursts, newest first. */
 	records = palloc(sizeof(N1BurstRecord) * n1_max_bursts);
@@ -401,14 +440,16 @@ bursts_rows(FunctionCallInfo fcinfo, N1ApiVersion api)
 	{
 		InProgress *ip = lfirst(lc);
 
-		put_burst_row(rsinfo, ip->pid, ip->dbid, &ip->burst.burst, true,
-					  ip->application_name);
+		put_burst_row(rsinfo, api, ip->pid, ip->dbid, &ip->burst.burst, true,
+					  ip->application_name, &ip->burst.tags,
+					  see_all || ip->burst.burst.userid == userid);
 	}
 	for (int i = 0; i < count; i++)
 	{
 		N1BurstRecord *r = &records[i];
 
-		put_burst_row(rsinfo, r->pid, r->dbid, &r->burst, false, r->application_name);
+		put_burst_row(rsinfo, api, r->pid, r->dbid, &r->burst, false, r->application_name,
+					  &r->tags, see_all || r->burst.userid == userid);
 	}
 }
 
