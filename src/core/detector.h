@@ -61,7 +61,8 @@ typedef enum N1UnitEndReason
 	N1_END_GAP,					/* idle gap longer than max_gap_us */
 	N1_END_TRANSACTION,			/* end of an explicit transaction block */
 	N1_END_APPLICATION,			/* application_name changed */
-	N1_END_EXIT					/* backend exit, reset, or caller's choice */
+	N1_END_EXIT,				/* backend exit, reset, or caller's choice */
+	N1_END_REQUEST				/* the request (trace id) changed */
 } N1UnitEndReason;
 
 /* One finished statement, as the front end saw it. */

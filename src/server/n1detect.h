@@ -278,10 +278,29 @@ extern void n1_mark_own_statement(void);
 
 /* ---- request tags from comments (query_comment.c) ---- */
 
+/* Units of work open at once in one backend, one per trace id. */
+#define N1_TRACE_UNITS 4
+
+/* One unit of work of a backend: its detector and the front end's state. */
+typedef struct N1TraceUnit
+{
+	uint64		trace_hash;		/* 0: none yet (statements without trace id) */
+	uint64		last_used;		/* for eviction: the one idle the longest goes */
+	N1Detector	detector;
+	char		local[FLEXIBLE_ARRAY_MEMBER];	/* recorder.c's per-burst state */
+} N1TraceUnit;
+
 struct QueryDesc;
 
 extern void n1_burst_tags(struct QueryDesc *queryDesc, N1QueryTags *tags);
 extern uint64 n1_statement_trace_hash(struct QueryDesc *queryDesc);
+extern N1TraceUnit *n1_trace_unit_first(size_t local_size, const N1DetectorConfig *config);
+extern N1TraceUnit *n1_trace_unit_switch(N1TraceUnit *current, uint64 trace_hash, int64 now_us);
+extern void n1_trace_units_end_all(N1UnitEndReason reason);
+extern void n1_trace_units_configure(int min_calls, int64 max_gap_us);
+extern void n1_trace_units_publish_counters(N1BackendSlot *slot);
+extern int	n1_slot_position_take(void);
+extern void n1_slot_position_release(int position);
 
 /* ---- samples and action messages (burst_report.c) ---- */
 

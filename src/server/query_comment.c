@@ -1,19 +1,38 @@
 /*
  * query_comment.c (server)
- *		Where the extension reads request tags from statements' comments
- *		(the parser itself is src/core/query_comment.c, shared with n1scan):
- *		the tags of the call that makes a burst, and the trace id that
- *		marks request boundaries.
+ *		Request tags and request boundaries from statements' comments (the
+ *		parser itself is src/core/query_comment.c, shared with n1scan):
+ *		 - the tags of the call that makes a burst (source, code line,
+ *		   trace id), read only then;
+ *		 - the units of work of one backend, one per trace id: a backend
+ *		   shared through a transaction-mode pooler (PgBouncer) interleaves
+ *		   requests, and statements of two trace ids must never fall in one
+ *		   unit.  N1_TRACE_UNITS detectors at most (each about 50 kB), the
+ *		   first allocated with the backend's first statement, the others
+ *		   once, at the first need; when all are taken, the one idle the
+ *		   longest ends its unit and serves the new trace id.
  *
- * Must never: be called for every statement except through
- * n1_statement_trace_hash, which costs a few instructions for a statement
- * without a leading or trailing comment; allocate; raise an error.
+ * Per statement: n1_statement_trace_hash, a few instructions for a
+ * statement that neither starts nor ends with a comment; a parse of the
+ * comment's pairs for one that does.  Switching units only when the trace
+ * id changes.
+ *
+ * Must never: allocate except once per backend (and survive failing to),
+ * raise an error, or let two trace ids share a unit.
  */
 #include "postgres.h"
 
 #include "executor/execdesc.h"
+#include "utils/memutils.h"
 
 #include "n1detect.h"
+
+static N1TraceUnit *units[N1_TRACE_UNITS];
+static int	n_units = 0;
+static uint64 use_clock = 0;
+static size_t local_bytes = 0;
+static bool more_failed = false;	/* could not allocate the other units */
+static uint32 slot_positions_used = 0;	/* bit per N1_SLOT_BURSTS position */
 
 /* Tags of the statement that made a burst (zeroed when it has none). */
 void
@@ -29,7 +48,7 @@ n1_burst_tags(QueryDesc *queryDesc, N1QueryTags *tags)
 
 /*
  * Hash of the trace id (traceparent, or a request id) of a statement's
- * comment, or 0: compared with the open unit's to find request boundaries.
+ * comment, or 0: which unit of work the statement belongs to.
  */
 uint64
 n1_statement_trace_hash(QueryDesc *queryDesc)
@@ -39,4 +58,165 @@ n1_statement_trace_hash(QueryDesc *queryDesc)
 	if (text == NULL)
 		return 0;
 	return n1_query_trace_hash(text, strlen(text));
+}
+
+static N1TraceUnit *
+new_unit(const N1DetectorConfig *config)
+{
+	N1TraceUnit *u = MemoryContextAllocExtended(TopMemoryContext,
+												offsetof(N1TraceUnit, local) + local_bytes,
+												MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	N1DetectorConfig c = *config;
+
+	if (u == NULL)
+		return NULL;
+	c.arg = u;
+	n1_detector_init(&u->detector, &c);
+	return u;
+}
+
+/*
+ * The first unit (statements without a trace id start there), with
+ * local_size bytes of the caller's per-burst state; NULL when out of memory.
+ * config.arg is set to the unit.
+ */
+N1TraceUnit *
+n1_trace_unit_first(size_t local_size, const N1DetectorConfig *config)
+{
+	if (n_units > 0)
+		return units[0];
+	local_bytes = local_size;
+	units[0] = new_unit(config);
+	if (units[0] != NULL)
+		n_units = 1;
+	return units[0];
+}
+
+/*
+ * The unit for a statement of trace id trace_hash (not 0), which differs
+ * from current's.  The current unit takes it when it has none yet (a
+ * request's first statements may carry no comment); else the unit of that
+ * trace id, or a free one, or the one idle the longest (its unit ends).
+ * Units idle longer than max_gap end here too, so that a request that is
+ * over is recorded without waiting for its unit's next statement.
+ */
+N1TraceUnit *
+n1_trace_unit_switch(N1TraceUnit *current, uint64 trace_hash, int64 now_us)
+{
+	N1TraceUnit *chosen = NULL;
+	N1TraceUnit *oldest = NULL;
+
+	current->last_used = ++use_clock;
+	if (current->trace_hash == 0)
+	{
+		current->trace_hash = trace_hash;
+		return current;
+	}
+	for (int i = 0; i < n_units; i++)
+	{
+		N1TraceUnit *u = units[i];
+
+		if (u->trace_hash == trace_hash)
+			chosen = u;
+		else if (u != current && u->detector.in_unit &&
+				 now_us - u->detector.last_activity_us > u->detector.config.max_gap_us)
+			n1_detector_end_unit(&u->detector, N1_END_GAP);
+	}
+	if (chosen)
+		return chosen;
+	for (int i = 0; i < n_units; i++)
+	{
+		N1TraceUnit *u = units[i];
+
+		if (u != current && !u->detector.in_unit)
+		{
+			chosen = u;
+			break;
+		}
+		if (u != current && (oldest == NULL || u->last_used < oldest->last_used))
+			oldest = u;
+	}
+	if (chosen == NULL && n_units < N1_TRACE_UNITS && !more_failed)
+	{
+		chosen = new_unit(&units[0]->detector.config);
+		if (chosen)
+		{
+			n1_detector_configure(&chosen->detector, current->detector.config.min_calls,
+								  current->detector.config.max_gap_us);
+			units[n_units++] = chosen;
+		}
+		else
+			more_failed = true;
+	}
+	if (chosen == NULL)
+	{
+		/* evict: the one idle the longest, or (one unit only) the current one */
+		chosen = oldest ? oldest : current;
+		n1_detector_end_unit(&chosen->detector, N1_END_REQUEST);
+	}
+	chosen->trace_hash = trace_hash;
+	return chosen;
+}
+
+/* Ends every unit (backend exit). */
+void
+n1_trace_units_end_all(N1UnitEndReason reason)
+{
+	for (int i = 0; i < n_units; i++)
+		n1_detector_end_unit(&units[i]->detector, reason);
+}
+
+/* New min_calls / max_gap for every unit. */
+void
+n1_trace_units_configure(int min_calls, int64 max_gap_us)
+{
+	for (int i = 0; i < n_units; i++)
+		n1_detector_configure(&units[i]->detector, min_calls, max_gap_us);
+}
+
+/* The detectors' counters, summed over the units, in the backend's slot. */
+void
+n1_trace_units_publish_counters(N1BackendSlot *slot)
+{
+	uint64		sum[3] = {0, 0, 0};
+
+	if (n_units == 1)
+	{
+		n1_slot_publish_counters(slot, &units[0]->detector);
+		return;
+	}
+	for (int i = 0; i < n_units; i++)
+	{
+		sum[0] += units[i]->detector.units;
+		sum[1] += units[i]->detector.dropped_bursts;
+		sum[2] += units[i]->detector.evicted_queries;
+	}
+	pg_atomic_write_u64(&slot->counters[N1_COUNTER_UNITS], sum[0]);
+	pg_atomic_write_u64(&slot->counters[N1_COUNTER_BURSTS_DROPPED], sum[1]);
+	pg_atomic_write_u64(&slot->counters[N1_COUNTER_QUERIES_EVICTED], sum[2]);
+	pg_atomic_write_u64(&slot->counters[N1_COUNTER_TEXTS_EVICTED], n1_texts_evicted);
+}
+
+/*
+ * Positions of the backend's slot that show bursts in progress, shared by
+ * the units: one taken when a burst starts (-1 when all are taken: the
+ * burst is shown once it ends), given back when it ends.
+ */
+int
+n1_slot_position_take(void)
+{
+	for (int i = 0; i < N1_SLOT_BURSTS; i++)
+		if ((slot_positions_used & (1U << i)) == 0)
+		{
+			slot_positions_used |= 1U << i;
+			return i;
+		}
+	return -1;
+}
+
+void
+n1_slot_position_release(int position)
+{
+	if (position >= 0)
+		slot_positions_used &= ~(1U << position);
 }

@@ -56,6 +56,7 @@ typedef struct LocalBurst
 	int64		reset_exec_us;
 	int64		reset_start_us; /* first call after that reset; 0 if none came */
 	N1QueryTags tags;			/* of the call that made the burst (query_comment.c) */
+	int			slot_pos;		/* where the slot shows it in progress, or -1 */
 } LocalBurst;
 
 /* Type length and by-value flag per type OID, so hashing never reads the catalog twice. */
@@ -92,9 +93,15 @@ static int	n_subxact_levels = 0;
 /* Nesting level of a statement calling an n1detect function, or -1. */
 static int	own_statement_level = -1;
 
-static N1Detector detector;
+/*
+ * The unit of work statements go to now: query_comment.c keeps one per
+ * trace id (a pooler interleaves requests); detector and local_bursts name
+ * its parts.
+ */
+static N1TraceUnit *unit = NULL;
+#define detector (unit->detector)
+#define local_bursts ((LocalBurst *) unit->local)
 static bool detector_ready = false;
-static LocalBurst local_bursts[N1_UNIT_MAX_BURSTS];
 static N1BackendSlot *slot = NULL;
 
 static const char *seen_application_name_ptr = NULL;
@@ -359,24 +366,27 @@ counts_since_reset(const N1BurstSummary *summary, const LocalBurst *local)
 
 /* Detector callback: a burst's unit ended; add it to n1_offenders and n1_bursts. */
 static void
-burst_ended(void *arg pg_attribute_unused(), const N1Burst *burst, N1UnitEndReason reason pg_attribute_unused())
+burst_ended(void *arg, const N1Burst *burst, N1UnitEndReason reason pg_attribute_unused())
 {
-	LocalBurst *local = &local_bursts[burst->index];
+	/* arg: the unit whose detector ended (not always the current one) */
+	LocalBurst *local = &((LocalBurst *) ((N1TraceUnit *) arg)->local)[burst->index];
+	int			slot_pos = local->slot_pos;
 	N1BurstSummary summary;
 
+	local->slot_pos = -1;
+	n1_slot_position_release(slot_pos);
 	summarize(&summary, burst, local);
 	if (!counts_since_reset(&summary, local))
 	{
-		if (slot && burst->index < N1_SLOT_BURSTS)
-			n1_slot_clear_burst(slot, burst->index);
+		if (slot && slot_pos >= 0)
+			n1_slot_clear_burst(slot, slot_pos);
 		return;
 	}
 	n1_offender_record_burst(&summary, &local->samples, &local->tags,
 							 slot ? slot->application_name : NULL,
 							 n1_query_text_lookup(burst->query_id),
 							 n1_query_text_lookup(burst->parent_query_id),
-							 local->generation, slot,
-							 burst->index < N1_SLOT_BURSTS ? burst->index : -1);
+							 local->generation, slot, slot_pos);
 }
 /* n1detect.action: tell the client (or the log) that a query became a burst. */
 static void
@@ -425,6 +435,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		local->samples.count = 0;
 		local->reset_start_us = 0;
 		n1_burst_tags(queryDesc, &local->tags);
+		local->slot_pos = n1_slot_position_take();
 	}
 	else
 		(void) restart_after_reset(local, burst, stmt);
@@ -448,7 +459,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		n1_offender_publish(&key, n1_query_text_lookup(burst->query_id),
 							n1_query_text_lookup(burst->parent_query_id));
 	}
-	if (slot && burst->index < N1_SLOT_BURSTS)
+	if (slot && local->slot_pos >= 0)
 	{
 		bool		with_samples = publish || result->capture_sample;
 
@@ -457,7 +468,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 			copy.samples = local->samples;
 			copy.tags = local->tags;
 		}
-		n1_slot_write_burst(slot, burst->index, &copy, with_samples);
+		n1_slot_write_burst(slot, local->slot_pos, &copy, with_samples);
 	}
 	if (result->kind_changed && n1_action != N1_ACTION_NONE)
 		act_on_burst(burst);
@@ -469,7 +480,7 @@ static void
 end_unit_at_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
 	if (detector_ready && n1_shared != NULL)
-		n1_detector_end_unit(&detector, N1_END_EXIT);
+		n1_trace_units_end_all(N1_END_EXIT);
 }
 
 static bool
@@ -485,7 +496,9 @@ init_detector(void)
 	config.min_calls = n1_min_calls;
 	config.max_gap_us = (int64) n1_max_gap_ms * 1000;
 	config.burst_ended = burst_ended;
-	n1_detector_init(&detector, &config);
+	unit = n1_trace_unit_first(sizeof(LocalBurst) * N1_UNIT_MAX_BURSTS, &config);
+	if (unit == NULL)
+		return false;
 	/* registered after the slot's own exit callback, so it runs first */
 	before_shmem_exit(end_unit_at_exit, (Datum) 0);
 	detector_ready = true;
@@ -497,6 +510,22 @@ static inline bool
 ensure_detector(void)
 {
 	return likely(detector_ready) || init_detector();
+}
+
+/*
+ * A statement whose comment carries a trace id (or request id) other than
+ * the current unit's goes to that trace id's unit (query_comment.c): a
+ * change of request ends the unit whatever the gap, and requests a pooler
+ * interleaves on this backend never share one.  A statement without a
+ * leading or trailing comment costs a few instructions here.
+ */
+static inline void
+switch_unit(QueryDesc *queryDesc, int64 now_us)
+{
+	uint64		trace = n1_statement_trace_hash(queryDesc);
+
+	if (unlikely(trace != 0) && trace != unit->trace_hash)
+		unit = n1_trace_unit_switch(unit, trace, now_us);
 }
 
 /* A change of application_name ends the unit of work. */
@@ -673,6 +702,7 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		 * statement is a cursor: Django's .iterator() inside atomic()).
 		 */
 		check_application_name();
+		switch_unit(queryDesc, (int64) GetCurrentTimestamp());
 		n1_detector_rows(&detector, queryDesc->plannedstmt->queryId, open->rows,
 						 (int64) GetCurrentTimestamp());
 	}
@@ -750,10 +780,11 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 	check_application_name();
 	if (unlikely(detector.config.min_calls != n1_min_calls ||
 				 detector.config.max_gap_us != (int64) n1_max_gap_ms * 1000))
-		n1_detector_configure(&detector, n1_min_calls, (int64) n1_max_gap_ms * 1000);
+		n1_trace_units_configure(n1_min_calls, (int64) n1_max_gap_ms * 1000);
+	switch_unit(queryDesc, stmt.start_us);
 
 	n1_detector_statement(&detector, &stmt, &result);
-	n1_slot_publish_counters(slot, &detector);
+	n1_trace_units_publish_counters(slot);
 	if (result.burst)
 		on_burst_statement(queryDesc, &stmt, &result);
 }
