@@ -279,7 +279,7 @@ extern void n1_mark_own_statement(void);
 /* ---- request tags from comments (query_comment.c) ---- */
 
 /* Units of work open at once in one backend, one per trace id. */
-#define N1_TRACE_UNITS 4
+#define N1_TRACE_UNITS 8
 
 /* One unit of work of a backend: its detector and the front end's state. */
 typedef struct N1TraceUnit
