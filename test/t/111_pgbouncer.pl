@@ -62,7 +62,7 @@ sub stop_bouncer
 	$bouncer->finish;
 	# the server backend of the pool exits and records its units
 	$node->poll_query_until('postgres',
-		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'client' AND pid <> pg_backend_pid()})
+		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name LIKE 'client%' AND pid <> pg_backend_pid()})
 	  or die 'the pooled backend did not exit';
 }
 sub run_psql
@@ -89,7 +89,10 @@ sub request
 	my $sql = "SELECT id, author_id FROM books WHERE id BETWEEN $first AND $last ORDER BY id$comment;\n";
 	if ($naive)
 	{
-		$sql .= "SELECT name FROM authors WHERE id = " . (($_ % 100) + 1) . "$comment;\n" for ($first .. $last);
+		# a pause on the client side between the loop's queries, as an
+		# application renders: the other clients' statements come in between
+		$sql .= "SELECT name FROM authors WHERE id = " . (($_ % 100) + 1) . "$comment;\n\\! sleep 0.02\n"
+		  for ($first .. $last);
 	}
 	else
 	{
@@ -100,10 +103,12 @@ sub request
 }
 
 # 4 client processes at once, each a naive and a fixed request (half of
-# them fixed first), interleaved on the one server backend.
+# them fixed first), interleaved on the one server backend.  With
+# $own_names each client has its own application_name, which PgBouncer sets
+# on the backend at every switch of client.
 sub run_clients
 {
-	my ($tagged) = @_;
+	my ($tagged, $own_names) = @_;
 	my (@clients, %naive_traces, %fixed_traces);
 	for my $c (1 .. 4)
 	{
@@ -116,7 +121,7 @@ sub run_clients
 		push @clients, [ IPC::Run::start([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
 			'-h', '127.0.0.1', '-p', $port, '-U', $user, '-d', 'postgres' ],
 			'<', \$script, '>', \$out, '2>', \$err,
-			init => sub { $ENV{PGAPPNAME} = 'client' }), \$err ];
+			init => sub { $ENV{PGAPPNAME} = $own_names ? "client $c" : 'client' }), \$err ];
 	}
 	for my $client (@clients)
 	{
@@ -127,7 +132,7 @@ sub run_clients
 }
 
 start_bouncer();
-my ($naive, $fixed) = run_clients(1);
+my ($naive, $fixed) = run_clients(1, 1);
 stop_bouncer();
 
 is($node->safe_psql('postgres',
@@ -144,10 +149,11 @@ is($node->safe_psql('postgres', q{SELECT source, bursts, calls FROM n1_offenders
 N1Test::server_survived($node, $postmaster, 'tagged clients behind pgbouncer');
 
 # Without comments: the limit the README states.  The backend cannot tell
-# the clients apart: their statements form one unit of work.
+# the clients (of one application_name) apart: their statements form one
+# unit of work.
 $node->safe_psql('postgres', 'SELECT n1_reset()');
 start_bouncer();
-run_clients(0);
+run_clients(0, 0);
 stop_bouncer();
 is($node->safe_psql('postgres', q{SELECT kind, calls, source IS NULL FROM n1_bursts ORDER BY kind}),
 	"loop|8|t\nn_plus_one|24|t",
