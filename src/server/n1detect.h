@@ -225,5 +225,6 @@ extern void n1_persistence_save(void);
 /* ---- helpers ---- */
 
 extern void n1_require_preload(void);
+extern MemoryContext n1_memory_context(void);
 
 #endif							/* N1DETECT_H */
