@@ -29,7 +29,7 @@
 
 /*
  * Values of other types than text and bytea whose size exceeds this are
- * shown as a placeholder ("<integer[], 4000024 bytes>"), as a prefix of them
+ * shown as a placeholder ("<integer[], 4000020 bytes>"), as a prefix of them
  * is no value of their type to convert.
  */
 #define N1_SAMPLE_VALUE_MAX 1024
