@@ -96,7 +96,6 @@ static bool detector_ready = false;
 static LocalBurst local_bursts[N1_UNIT_MAX_BURSTS];
 static N1BackendSlot *slot = NULL;
 
-static const char *seen_application_name_ptr = NULL;
 static char seen_application_name[NAMEDATALEN];
 
 static TypeInfo type_cache[TYPE_CACHE_SLOTS];
@@ -493,17 +492,19 @@ ensure_detector(void)
 	return likely(detector_ready) || init_detector();
 }
 
-/* A change of application_name ends the unit of work. */
+/*
+ * A change of application_name ends the unit of work.  Compared by its text:
+ * a new value may be stored where an older one was (malloc reuses it).
+ */
 static inline void
 check_application_name(void)
 {
-	if (likely(application_name == seen_application_name_ptr))
-		return;
-	seen_application_name_ptr = application_name;
-	if (application_name && strncmp(application_name, seen_application_name, NAMEDATALEN - 1) == 0)
+	const char *name = application_name ? application_name : "";
+
+	if (likely(strncmp(name, seen_application_name, NAMEDATALEN - 1) == 0))
 		return;
 	n1_detector_end_unit(&detector, N1_END_APPLICATION);
-	strlcpy(seen_application_name, application_name ? application_name : "", NAMEDATALEN);
+	strlcpy(seen_application_name, name, NAMEDATALEN);
 	n1_slot_set_application_name(slot, seen_application_name);
 }
 
