@@ -23,9 +23,15 @@
  * or else estimated by the planner.
  *
  * Filters and queries are parsed here and only ever travel as parse trees:
- * exactly one expression / one SELECT, nothing that writes, locks rows or
- * calls volatile functions; every internal statement also runs with
- * transaction_read_only forced on.
+ * exactly one expression / one SELECT of at most FC_MAX_TEXT_BYTES, nothing
+ * that writes, locks rows or calls volatile functions (as written and with
+ * views, rules and policies expanded); every internal statement also runs
+ * with transaction_read_only forced on.
+ *
+ * Must never: return any number (catalog, sample, exact, planner) before
+ * the executor's privilege checks on the equivalent count(*) passed, use
+ * the catalog when row-level security applies, or leave the error context
+ * stack pointing into its own frame.
  */
 #include "postgres.h"
 

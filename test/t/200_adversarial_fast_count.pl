@@ -35,11 +35,15 @@ $node->safe_psql('postgres', qq{
 	GRANT SELECT ON t_locked TO $role;
 });
 
-# As the plain role: the answer, or (ok, stdout, stderr) with SQLSTATEs.
+# As the plain role: the answer (or its errors, so that a failure shows
+# them and the remaining cases still run), or (ok, stdout, stderr) with
+# SQLSTATEs.
 sub answer
 {
 	my ($sql) = @_;
-	return $node->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
+	my ($ret, $out, $err) = $node->psql('postgres', $sql,
+		extra_params => [ '-U', $role, '-v', 'ON_ERROR_STOP=1' ], timeout => 120);
+	return $ret == 0 ? $out : "failed ($ret): $err";
 }
 
 sub run
