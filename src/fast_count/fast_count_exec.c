@@ -267,7 +267,9 @@ static FcGuard *fc_guard_top = NULL;
 static TimeoutId fc_timeout_id = MAX_TIMEOUTS;
 static volatile sig_atomic_t fc_fires = 0;
 static volatile sig_atomic_t fc_sigints = 0;
+#ifndef WIN32
 static struct sigaction fc_prev_sigint;
+#endif
 
 static void
 fc_budget_timeout_handler(void)
@@ -278,6 +280,7 @@ fc_budget_timeout_handler(void)
 	SetLatch(MyLatch);
 }
 
+#ifndef WIN32
 static void
 fc_sigint_handler(int signo, siginfo_t *info, void *context)
 {
@@ -291,15 +294,19 @@ fc_sigint_handler(int signo, siginfo_t *info, void *context)
 			 fc_prev_sigint.sa_handler != SIG_DFL)
 		fc_prev_sigint.sa_handler(signo);
 }
+#endif
 
 /*
  * Counts SIGINTs from now on: chains fc_sigint_handler in front of the
  * backend's handler (again if something replaced it since).  A process
- * that ignores SIGINT receives no cancel that could be confused.
+ * that ignores SIGINT receives no cancel that could be confused.  (Windows
+ * has no sigaction: there a user's cancel that coincides with the budget's
+ * is taken for it.)
  */
 static void
 fc_watch_sigint(void)
 {
+#ifndef WIN32
 	struct sigaction cur;
 	struct sigaction act;
 
@@ -315,6 +322,7 @@ fc_watch_sigint(void)
 	act.sa_flags = cur.sa_flags | SA_SIGINFO;
 	act.sa_sigaction = fc_sigint_handler;
 	sigaction(SIGINT, &act, NULL);
+#endif
 }
 
 /* Arms the timer for the innermost level, or disarms it. */

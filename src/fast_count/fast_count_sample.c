@@ -446,8 +446,9 @@ fc_sample_noop(DestReceiver *self pg_attribute_unused())
  * SELECT FROM from_rel TABLESAMPLE schema.fast_count_blocks(0) [WHERE filter]
  *
  * No column is selected: the privileges needed are count(*)'s (the
- * filter's columns, or any column).  Only matching rows reach the receiver.  Partitions that the filter prunes
- * are never scanned: their blocks count as sampled, with no matching rows.
+ * filter's columns, or any column).  Only matching rows reach the receiver.
+ * Partitions that the filter prunes are never scanned: their blocks count
+ * as sampled, with no matching rows.
  */
 static RawStmt *
 fc_build_sample_stmt(FcSampleJob *job)
