@@ -297,6 +297,15 @@ fails(q{SELECT fast_count_query('SELECT * FROM tt WHERE ' || repeat('id > 0 OR '
 is(answer(q{SET n1detect.fast_count_budget = '10s';
 	SELECT fast_count('tt', 'id IN (' || (SELECT string_agg(g::text, ',') FROM generate_series(1, 12000) g) || ')')}),
 	'1000', '15: a 70 kB IN list is fine');
+# JIT would compile a large expression for tens of seconds, deaf to cancel,
+# terminate and statement_timeout (a 3000-arm OR: 34 s here): fast_count's
+# statements are never compiled
+is(answer(q{SET jit = on; SET jit_above_cost = 0; SET jit_optimize_above_cost = 0;
+	SET statement_timeout = '20s'; SET n1detect.fast_count_budget = '10s';
+	SELECT fast_count_query('SELECT * FROM tt JOIN tiny USING (id) WHERE '
+	  || (SELECT string_agg(format('tt.id = %s', g), ' OR ') FROM generate_series(1, 3000) g)),
+	  fast_count('tt', (SELECT string_agg(format('id = %s', g), ' OR ') FROM generate_series(1, 3000) g))}),
+	'50|1000', '15: no JIT for a large filter or query');
 my @bad = (
 	[ q{SELECT fast_count('tt', '')}, '22023', 'fast_count filter must not be empty' ],
 	[ q{SELECT fast_count('tt', '-- nothing')}, '22023', 'fast_count filter must not be empty' ],
