@@ -75,11 +75,6 @@ typedef struct FcBlockKey
 	BlockNumber blkno;
 } FcBlockKey;
 
-typedef struct FcBlockEnt
-{
-	FcBlockKey	key;
-	int32		idx;			/* index into the sampler's per-block arrays */
-} FcBlockEnt;
 
 typedef struct FcLeafState
 {
@@ -101,7 +96,7 @@ typedef struct FcSampler
 	int			nleaves;
 	uint64		B;				/* blocks in the union */
 	uint64		nchosen;
-	HTAB	   *chosen;			/* FcBlockKey -> FcBlockEnt */
+	HTAB	   *chosen;			/* set of FcBlockKey chosen so far */
 	/* per chosen block */
 	int64	   *n_match;
 	bool	   *in_sample;
@@ -285,7 +280,7 @@ fc_leaf_of(FcSampler *s, uint64 g)
 
 /* Records block g of the union as chosen for the current batch. */
 static void
-fc_add_block(FcSampler *s, FcLeafState *leaf, BlockNumber blk, FcBlockEnt *ent)
+fc_add_block(FcSampler *s, FcLeafState *leaf, BlockNumber blk)
 {
 	int32		idx;
 
@@ -298,7 +293,6 @@ fc_add_block(FcSampler *s, FcLeafState *leaf, BlockNumber blk, FcBlockEnt *ent)
 	idx = s->nblk++;
 	s->n_match[idx] = 0;
 	s->in_sample[idx] = false;
-	ent->idx = idx;
 
 	if (leaf->nbatch >= leaf->capbatch)
 	{
@@ -326,15 +320,14 @@ fc_try_choose(FcSampler *s, uint64 g)
 {
 	FcLeafState *leaf = fc_leaf_of(s, g);
 	FcBlockKey	key;
-	FcBlockEnt *ent;
 	bool		found;
 
 	key.relid = leaf->relid;
 	key.blkno = (BlockNumber) (g - leaf->offset);
-	ent = hash_search(s->chosen, &key, HASH_ENTER, &found);
+	(void) hash_search(s->chosen, &key, HASH_ENTER, &found);
 	if (found)
 		return false;
-	fc_add_block(s, leaf, key.blkno, ent);
+	fc_add_block(s, leaf, key.blkno);
 	return true;
 }
 
@@ -698,7 +691,7 @@ n1_fc_sample(FcSampleJob *job, FcSampleOut *out, StringInfo note)
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(FcBlockKey);
-	ctl.entrysize = sizeof(FcBlockEnt);
+	ctl.entrysize = sizeof(FcBlockKey);
 	ctl.hcxt = CurrentMemoryContext;
 	s->chosen = hash_create("fast_count sampled blocks", 1024, &ctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
