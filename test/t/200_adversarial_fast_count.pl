@@ -200,6 +200,27 @@ fails(q{BEGIN; SET n1detect.fast_count_budget = '10s';
 	SELECT fast_count('big', 'opencur(id)'); SELECT fast_count('big', 'opencur(id)'); COMMIT},
 	'0A000', 'tablesample method fast_count_blocks can only be used by fast_count',
 	'3: a cursor on fast_count_blocks opened inside a filter');
+answer(q{
+	CREATE TABLE pp (id int) PARTITION BY RANGE (id);
+	CREATE TABLE pp1 PARTITION OF pp FOR VALUES FROM (0) TO (1000);
+	CREATE TABLE pp2 PARTITION OF pp FOR VALUES FROM (1000) TO (2000);
+	INSERT INTO pp SELECT g FROM generate_series(0, 1999) g;
+	CREATE FUNCTION opencur2(int) RETURNS bool STABLE LANGUAGE plpgsql AS $$
+	DECLARE c refcursor := 'fc_cur2'; r record;
+	BEGIN
+	  IF $1 < 1000 AND NOT EXISTS (SELECT FROM pg_cursors WHERE name = 'fc_cur2') THEN
+	    OPEN c FOR SELECT * FROM pp2 TABLESAMPLE fast_count_blocks(0);
+	  END IF;
+	  IF EXISTS (SELECT FROM pg_cursors WHERE name = 'fc_cur2') THEN
+	    FETCH c INTO r;
+	  END IF;
+	  RETURN true;
+	END$$;
+});
+fails(q{BEGIN; SET n1detect.fast_count_budget = '10s';
+	SELECT fast_count('pp', 'opencur2(id)'); SELECT fast_count('pp', 'opencur2(id)'); COMMIT},
+	'0A000', 'tablesample method fast_count_blocks can only be used by fast_count',
+	'3: a cursor on a partition the same sampler has yet to read');
 fails(q{SELECT count(*) FROM big TABLESAMPLE fast_count_blocks(0)},
 	'0A000', 'tablesample method fast_count_blocks can only be used by fast_count', '3: a user\'s own query');
 fails(q{SELECT fast_count('big', 'id IN (SELECT id FROM big TABLESAMPLE fast_count_blocks(0))')},
