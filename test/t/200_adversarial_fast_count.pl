@@ -125,9 +125,11 @@ is(answer(q{
 	    PERFORM set_config('n1detect.fast_count_budget', (1 + i % 25)::text, true);
 	    PERFORM fast_count_query('SELECT DISTINCT a FROM race');
 	    PERFORM count(*) FROM tiny;
+	    PERFORM fast_count('race', 'a < 2500');
+	    PERFORM count(*) FROM tiny;
 	  END LOOP;
 	END$$;
-	SELECT count(*) FROM race}), '20000', '2: 200 counts ending around the budget, no stray cancel');
+	SELECT count(*) FROM race}), '20000', '2: 200 counts and samples ending around the budget, no stray cancel');
 answer(q{
 	CREATE FUNCTION inner_fc(int) RETURNS bigint STABLE LANGUAGE plpgsql AS $$
 	BEGIN RETURN fast_count_query('SELECT * FROM tiny a JOIN tiny b USING (id)'); END$$;
