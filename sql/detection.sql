@@ -292,6 +292,131 @@ RESET n1detect.action_kinds;
 SELECT kind, calls FROM offenders;
 SELECT bursts_total, offenders, dealloc FROM n1_info;
 
+-- A query explained, copied, materialized, prepared or declared as a
+-- cursor first lends it neither its text nor the place of its constants
+-- (which made a real N+1 of it a duplicate).
+EXPLAIN (COSTS OFF) SELECT upper(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT lower(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+COPY (SELECT length(name) FROM authors WHERE id = 9 AND name IS NOT NULL) TO STDOUT;
+CREATE TEMP TABLE ctas AS SELECT md5(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+SELECT reverse(name) INTO TEMP select_into FROM authors WHERE id = 9 AND name IS NOT NULL;
+CREATE TEMP VIEW a_view AS SELECT ltrim(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+PREPARE literal_stmt AS SELECT rtrim(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+BEGIN;
+DECLARE a_cursor CURSOR FOR SELECT initcap(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+CLOSE a_cursor;
+COMMIT;
+DEALLOCATE literal_stmt;
+DROP VIEW a_view;
+DROP TABLE ctas, select_into;
+SELECT n1_reset();
+BEGIN;
+SELECT id, author_id FROM books WHERE id <= 5 ORDER BY id;
+\o /dev/null
+SELECT format('SELECT %s(name) FROM authors WHERE id = %s AND name IS NOT NULL', f, g + 1)
+  FROM generate_series(1, 5) g,
+       unnest(ARRAY['upper', 'lower', 'length', 'md5', 'reverse', 'ltrim', 'rtrim', 'initcap']) f
+  ORDER BY g \gexec
+\o
+COMMIT;
+SELECT kind, query, parent_query, calls FROM offenders;
+SELECT n1_reset();
+
+-- What EXPLAIN ANALYZE, COPY (query) TO and CREATE TABLE AS run is theirs,
+-- not the application's: not recorded, even at track = all.
+SET n1detect.track = 'all';
+BEGIN;
+SELECT id, author_id FROM books WHERE id <= 5 ORDER BY id;
+\o /dev/null
+SELECT format('EXPLAIN ANALYZE SELECT upper(name) FROM authors WHERE id = %s', g),
+       format('COPY (SELECT lower(name) FROM authors WHERE id = %s) TO STDOUT', g),
+       format('CREATE TEMP TABLE ctas_%s AS SELECT md5(name) FROM authors WHERE id = %s', g, g)
+  FROM generate_series(2, 6) g \gexec
+\o
+COMMIT;
+RESET n1detect.track;
+SELECT count(*) FROM n1_offenders;
+
+-- PL/pgSQL in a DO block or a procedure fetches a FOR loop's rows one at a
+-- time (non-atomic): the loop's query is still the parent, as in a
+-- function, also when the procedure commits in the loop.
+CREATE PROCEDURE author_loop(n int, do_commit bool) LANGUAGE plpgsql AS $$
+DECLARE
+  b record;
+  author_name text;
+BEGIN
+  FOR b IN SELECT id, author_id FROM books WHERE id <= n ORDER BY id LOOP
+    SELECT upper(name) INTO author_name FROM authors WHERE id = b.author_id;
+    IF do_commit THEN
+      COMMIT;
+    END IF;
+  END LOOP;
+END
+$$;
+SET n1detect.track = 'all';
+DO $$
+DECLARE
+  b record;
+  author_name text;
+BEGIN
+  FOR b IN SELECT id, author_id FROM books WHERE id <= 7 ORDER BY id LOOP
+    SELECT name INTO author_name FROM authors WHERE id = b.author_id;
+  END LOOP;
+END
+$$;
+RESET n1detect.track;
+SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
+SELECT n1_reset();
+BEGIN; COMMIT;  -- ends the unit of work
+SET n1detect.track = 'all';
+CALL author_loop(6, false);
+RESET n1detect.track;
+SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
+SELECT n1_reset();
+BEGIN; COMMIT;  -- ends the unit of work
+SET n1detect.track = 'all';
+CALL author_loop(6, true);
+RESET n1detect.track;
+SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
+SELECT n1_reset();
+BEGIN; COMMIT;  -- ends the unit of work
+
+-- n1detect.action = error raises in the statement whose call crosses
+-- n1detect.min_calls (here a FETCH running a cursor to its end), never in
+-- the COMMIT that closes the cursors left open: that one warns, and commits.
+CREATE TABLE action_log (note text);
+SET n1detect.action = 'error';
+BEGIN;
+SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+DECLARE c2 CURSOR FOR SELECT name FROM authors WHERE id = 2;
+FETCH ALL FROM c2;
+DECLARE c3 CURSOR FOR SELECT name FROM authors WHERE id = 3;
+FETCH ALL FROM c3;
+DECLARE c4 CURSOR FOR SELECT name FROM authors WHERE id = 4;
+FETCH ALL FROM c4;
+DECLARE c5 CURSOR FOR SELECT name FROM authors WHERE id = 5;
+FETCH ALL FROM c5;
+DECLARE c6 CURSOR FOR SELECT name FROM authors WHERE id = 6;
+FETCH ALL FROM c6;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+INSERT INTO action_log VALUES ('committed');
+SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+DECLARE c2 CURSOR FOR SELECT name FROM authors WHERE id = 2;
+DECLARE c3 CURSOR FOR SELECT name FROM authors WHERE id = 3;
+DECLARE c4 CURSOR FOR SELECT name FROM authors WHERE id = 4;
+DECLARE c5 CURSOR FOR SELECT name FROM authors WHERE id = 5;
+DECLARE c6 CURSOR FOR SELECT name FROM authors WHERE id = 6;
+COMMIT;
+RESET n1detect.action;
+SELECT note FROM action_log;
+SELECT kind, query, calls FROM offenders;
+DROP TABLE action_log;
+DROP PROCEDURE author_loop(int, bool);
+SELECT n1_reset();
+
 -- Settings are validated.
 SET n1detect.action_kinds = 'n_plus_one, bogus';
 SET n1detect.min_calls = 1;

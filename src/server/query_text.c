@@ -264,8 +264,9 @@ n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
 
 /*
  * Where the query of "DECLARE name ... CURSOR [WITH[OUT] HOLD] FOR query"
- * starts in query (an offset like loc), or -1.  So a cursor's text is its
- * SELECT, as when that SELECT runs on its own, under the same query id.
+ * or of "PREPARE name [(types)] AS query" starts in query (an offset like
+ * loc), or -1.  So a cursor's or prepared statement's text is its query, as
+ * when that query runs on its own, under the same query id.
  */
 int
 n1_cursor_query_start(const char *query, int loc, int len)
@@ -278,6 +279,9 @@ n1_cursor_query_start(const char *query, int loc, int len)
 	int			tok;
 	bool		seen_cursor = false;
 	bool		seen_for = false;
+	bool		first = true;
+	bool		prepare = false;
+	int			depth = 0;
 	int			start = -1;
 
 	if (query == NULL)
@@ -294,7 +298,20 @@ n1_cursor_query_start(const char *query, int loc, int len)
 			start = loc + yylloc;
 			break;
 		}
-		if (tok == CURSOR)
+		if (first)
+			prepare = (tok == PREPARE);
+		first = false;
+		if (prepare)
+		{
+			/* the first AS outside the parameter types' parentheses */
+			if (tok == '(')
+				depth++;
+			else if (tok == ')')
+				depth--;
+			else if (tok == AS && depth == 0)
+				seen_for = true;
+		}
+		else if (tok == CURSOR)
 			seen_cursor = true;
 		else if (tok == FOR && seen_cursor)
 			seen_for = true;
