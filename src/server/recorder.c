@@ -86,11 +86,11 @@ static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 
 /*
  * Nesting level: the hook frames (ExecutorRun, ExecutorFinish, utility
- * statements) live around the current point.  Each frame restores the level
- * it found when it returns; an error that unwinds past executor frames (no
- * PG_TRY there: a sigsetjmp per statement) is repaired where it is caught,
- * which is always a (sub)transaction abort: see subxact_callback and
- * xact_callback.
+ * statements) live around the current point.  Utility frames restore the
+ * level they found, also on error; an error that unwinds past executor
+ * frames (no PG_TRY there: a sigsetjmp per statement) is repaired where it
+ * is caught, which is always a (sub)transaction abort: see subxact_callback
+ * and xact_callback.
  */
 static int	exec_nested_level = 0;
 
@@ -113,6 +113,9 @@ static int	n_open_queries = 0;
  */
 static int *subxact_levels = NULL;
 static int	subxact_levels_size = 0;
+
+/* GetCurrentSubTransactionId(), kept by the callbacks (one load per statement) */
+static SubTransactionId current_subid = TopSubTransactionId;
 
 /*
  * Nesting level of a statement whose inner statements are not the
@@ -607,6 +610,7 @@ xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		default:
 			return;
 	}
+	current_subid = TopSubTransactionId;
 	if (detector_ready && detector.in_unit && IsTransactionBlock())
 		n1_detector_end_unit(&detector, N1_END_TRANSACTION);
 }
@@ -634,7 +638,7 @@ grow_subxact_levels(int nest)
  */
 static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid pg_attribute_unused(), void *arg pg_attribute_unused())
+				 SubTransactionId parentSubid, void *arg pg_attribute_unused())
 {
 	int			nest;
 
@@ -645,8 +649,13 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			if (unlikely(nest >= subxact_levels_size))
 				grow_subxact_levels(nest);
 			subxact_levels[nest] = exec_nested_level;
+			current_subid = mySubid;
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			current_subid = parentSubid;
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
+			current_subid = parentSubid;
 			nest = GetCurrentTransactionNestLevel();
 			if (nest < subxact_levels_size)
 			{
@@ -685,9 +694,19 @@ find_open_query(QueryDesc *queryDesc)
 	return NULL;
 }
 
+static inline void
+forget_open_query(OpenQuery *open)
+{
+	OpenQuery  *last = &open_queries[--n_open_queries];
+
+	if (open != last)
+		*open = *last;
+}
+
 /* A finished statement: to the slot and the detector. */
 static void
-record_statement(QueryDesc *queryDesc, const OpenQuery *ended)
+record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
+				 int nesting_level)
 {
 	N1Statement stmt;
 	N1StatementResult result;
@@ -696,19 +715,19 @@ record_statement(QueryDesc *queryDesc, const OpenQuery *ended)
 	stmt.query_id = queryDesc->plannedstmt->queryId;
 	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
 									 hash_constants(queryDesc));
-	stmt.start_us = (int64) ended->start;
+	stmt.start_us = (int64) start;
 	stmt.end_us = (int64) GetCurrentTimestamp();
 	/* Only rows sent back can drive a loop: not those an UPDATE touched. */
 	stmt.rows = (queryDesc->operation == CMD_SELECT ||
-				 queryDesc->plannedstmt->hasReturning) ? ended->rows : 0;
+				 queryDesc->plannedstmt->hasReturning) ? rows : 0;
 
 	event.seq = slot->events_written + 1;
 	event.queryid = stmt.query_id;
 	event.param_hash = stmt.param_hash;
-	event.start = ended->start;
+	event.start = start;
 	event.exec_us = stmt.end_us - stmt.start_us;
-	event.rows = ended->rows;
-	event.nesting_level = ended->nesting_level;
+	event.rows = rows;
+	event.nesting_level = nesting_level;
 	n1_slot_write_event(slot, &event);
 
 	check_application_name();
@@ -734,9 +753,9 @@ n1_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	if (n1_shared == NULL || queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
 		(eflags & EXEC_FLAG_EXPLAIN_ONLY) || IsParallelWorker())
 		return;
+	/* (inside an EXPLAIN and such, it is dropped when it ends: see own_statement_level) */
 	level = start_level();
-	if (!tracking_at(level) || inside_own_statement() ||
-		!reads_user_table(queryDesc->plannedstmt))
+	if (!tracking_at(level) || !reads_user_table(queryDesc->plannedstmt))
 		return;
 
 	/* too many open at once (deep recursion, many cursors): not recorded */
@@ -746,7 +765,7 @@ n1_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	open_queries[n_open_queries].start = GetCurrentTimestamp();
 	open_queries[n_open_queries].rows = 0;
 	open_queries[n_open_queries].nesting_level = level;
-	open_queries[n_open_queries].subid = GetCurrentSubTransactionId();
+	open_queries[n_open_queries].subid = current_subid;
 	n_open_queries++;
 }
 
@@ -759,10 +778,9 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 #endif
 {
 	OpenQuery  *open;
-	int			level = exec_nested_level;
 
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
-	exec_nested_level = level + 1;
+	exec_nested_level++;
 #if PG_VERSION_NUM >= 180000
 	if (prev_ExecutorRun)
 		prev_ExecutorRun(queryDesc, direction, count);
@@ -774,7 +792,7 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	else
 		standard_ExecutorRun(queryDesc, direction, count, execute_once);
 #endif
-	exec_nested_level = level;
+	exec_nested_level--;
 
 	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
 		return;
@@ -791,17 +809,19 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		ScanDirectionIsForward(direction) &&
 		(count == 0 || queryDesc->estate->es_processed < count))
 	{
-		OpenQuery	ended = *open;
+		TimestampTz start = open->start;
+		uint64		rows = open->rows;
+		int			nesting_level = open->nesting_level;
 
-		*open = open_queries[--n_open_queries];
+		forget_open_query(open);
 		if (unlikely(own_statement_level >= 0))
 		{
-			if (level <= own_statement_level)
+			if (exec_nested_level <= own_statement_level)
 				own_statement_level = -1;
 			return;
 		}
 		if (ensure_detector())
-			record_statement(queryDesc, &ended);
+			record_statement(queryDesc, start, rows, nesting_level);
 		return;
 	}
 
@@ -831,28 +851,32 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 static void
 n1_ExecutorFinish(QueryDesc *queryDesc)
 {
-	int			level = exec_nested_level;
-
 	/* AFTER triggers and data-modifying CTEs run nested statements here */
-	exec_nested_level = level + 1;
+	exec_nested_level++;
 	if (prev_ExecutorFinish)
 		prev_ExecutorFinish(queryDesc);
 	else
 		standard_ExecutorFinish(queryDesc);
-	exec_nested_level = level;
+	exec_nested_level--;
 }
 
-static void
-n1_ExecutorEnd(QueryDesc *queryDesc)
+/* ExecutorEnd of a statement still open, or inside an n1detect function. */
+static pg_noinline void
+end_statement(QueryDesc *queryDesc)
 {
-	OpenQuery  *open = NULL;
-	OpenQuery	ended = {0};
-	bool		own;
+	OpenQuery  *open;
+	bool		tracked = false;
+	TimestampTz start = 0;
+	uint64		rows = 0;
+	int			nesting_level = 0;
 
 	if (n_open_queries > 0 && (open = find_open_query(queryDesc)) != NULL)
 	{
-		ended = *open;
-		*open = open_queries[--n_open_queries];
+		tracked = true;
+		start = open->start;
+		rows = open->rows;
+		nesting_level = open->nesting_level;
+		forget_open_query(open);
 	}
 
 	if (prev_ExecutorEnd)
@@ -867,17 +891,27 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 	 */
 	if (unlikely(own_statement_level >= 0))
 	{
-		own = true;
 		if (exec_nested_level <= own_statement_level)
 			own_statement_level = -1;
+		return;
 	}
-	else
-		own = false;
 
 	/* Nothing to record, or cleaning up after an error. */
-	if (open == NULL || own || !IsTransactionState() || !ensure_detector())
+	if (!tracked || !IsTransactionState() || !ensure_detector())
 		return;
-	record_statement(queryDesc, &ended);
+	record_statement(queryDesc, start, rows, nesting_level);
+}
+
+static void
+n1_ExecutorEnd(QueryDesc *queryDesc)
+{
+	/* most often nothing to do: a SELECT was recorded when it ran to its end */
+	if (unlikely(n_open_queries > 0 || own_statement_level >= 0))
+		end_statement(queryDesc);
+	else if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
 }
 
 /* ---------- utility statements: nesting ---------- */
