@@ -195,6 +195,72 @@ after_path('track = none across transaction control', q{
 	BEGIN; SAVEPOINT a; SELECT 1 / 0; ROLLBACK TO a; COMMIT;
 	RESET n1detect.track;}, role => $node->safe_psql('postgres', 'SELECT current_user'));
 
+# Errors thrown inside the executor's own steps, in triggers and event
+# triggers, and by n1detect.action itself, caught by an exception block.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE secret (x int);
+	CREATE TABLE trig_t (x int);
+	GRANT ALL ON trig_t TO $role, $role_all;
+	CREATE FUNCTION trig_fail() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	BEGIN
+		PERFORM count(*) FROM books WHERE id = NEW.x;
+		IF NEW.x < 0 THEN
+			RAISE EXCEPTION 'negative';
+		END IF;
+		RETURN NULL;
+	END \$\$;
+	CREATE TRIGGER trig_fail AFTER INSERT ON trig_t FOR EACH ROW EXECUTE FUNCTION trig_fail();
+	CREATE FUNCTION et_query() RETURNS event_trigger LANGUAGE plpgsql AS \$\$
+	BEGIN
+		PERFORM count(*) FROM books;
+		IF tg_tag = 'CREATE SEQUENCE' THEN
+			RAISE EXCEPTION 'no sequences';
+		END IF;
+	END \$\$;
+	CREATE EVENT TRIGGER et_query ON ddl_command_end EXECUTE FUNCTION et_query();
+	CREATE FUNCTION catch_n1() RETURNS int LANGUAGE plpgsql AS \$\$
+	DECLARE
+		b record;
+		caught int := 0;
+	BEGIN
+		FOR b IN SELECT id, author_id FROM books WHERE id <= 8 ORDER BY id LOOP
+			BEGIN
+				PERFORM upper(name) FROM authors WHERE id = b.author_id;
+			EXCEPTION WHEN SQLSTATE 'N1001' THEN
+				caught := caught + 1;
+			END;
+		END LOOP;
+		RETURN caught;
+	END \$\$;
+});
+after_path('permission denied at ExecutorStart, at two levels', q{
+	SELECT * FROM secret;
+	DO $$BEGIN PERFORM * FROM secret; END$$;});
+after_path('error in an AFTER trigger, and in a savepoint', q{
+	INSERT INTO trig_t VALUES (1), (-1);
+	BEGIN;
+	SAVEPOINT a;
+	INSERT INTO trig_t VALUES (2), (-2);
+	ROLLBACK TO a;
+	INSERT INTO trig_t VALUES (3);
+	COMMIT;});
+after_path('event triggers, one of them failing', q{
+	CREATE TABLE et_t (x int);
+	DROP TABLE et_t;
+	CREATE SEQUENCE et_s;});
+after_path('event triggers at track = all', q{
+	CREATE TABLE et_t (x int);
+	DROP TABLE et_t;
+	CREATE SEQUENCE et_s;}, role => $role_all);
+is($node->safe_psql('postgres', "SET n1detect.action = 'error'; SELECT catch_n1();",
+		extra_params => [ '-U', $role_all ]),
+	'1', 'action = error raises inside a function at track = all, where an exception block can catch it');
+after_path('action = error caught by an exception block at track = all', q{
+	SET n1detect.action = 'error';
+	SELECT catch_n1();
+	RESET n1detect.action;}, role => $role_all);
+$node->safe_psql('postgres', 'DROP EVENT TRIGGER et_query');
+
 # Statements that deferred triggers run at COMMIT are not the client's: not
 # recorded at track = top (they ran at the client's level before).
 $node->safe_psql('postgres', qq{
