@@ -342,7 +342,11 @@ remember_inner_query(ParseState *pstate, Query *outer, Query *inner,
 		/* without the constants' locations the text would claim none */
 		if (!IsQueryIdEnabled())
 			return;
+#if PG_VERSION_NUM >= 160000
+		jstate = JumbleQuery(inner);
+#else
 		jstate = JumbleQuery(inner, pstate->p_sourcetext);
+#endif
 	}
 	if (inner->queryId == UINT64CONST(0))
 		return;
