@@ -175,6 +175,12 @@ after_path('FETCH from a cursor opened in a function', q{
 my $cursors = join("\n", map { "DECLARE c$_ CURSOR FOR SELECT title FROM books WHERE id > $_;\nFETCH 1 FROM c$_;" } 1 .. 40);
 after_path('40 cursors open at once', "BEGIN;\n$cursors\nCOMMIT;");
 after_path('40 cursors open, then an error', "BEGIN;\n$cursors\nSELECT 1 / (id - id) FROM authors;\nROLLBACK;");
+# beyond 32 open at once, the deepest are not recorded, never the client's own
+is($node->safe_psql('postgres', q{
+		SELECT nest(40) FROM authors WHERE id = 1;
+		SELECT nesting_level FROM n1_backend_statements WHERE pid = pg_backend_pid()
+			ORDER BY seq DESC LIMIT 1;}, extra_params => [ '-U', $role_all ]),
+	"40\n0", '40 nested statements at track = all: the client statement is recorded');
 after_path('40 nested statements at track = all', 'SELECT nest(40);', role => $role_all);
 after_path('40 nested statements, an error at the bottom, at track = all',
 	'SELECT deep(40, 0);', role => $role_all);
