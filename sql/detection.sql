@@ -195,6 +195,29 @@ COMMIT;
 SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
 SELECT n1_reset();
 
+-- So do a cursor's rows when a function opened it and the client fetches it
+-- (a returned refcursor), at track = top too.
+CREATE FUNCTION open_books(c refcursor) RETURNS refcursor LANGUAGE plpgsql AS $$
+BEGIN
+  OPEN c FOR SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+  RETURN c;
+END
+$$;
+BEGIN;
+SELECT open_books('returned_cursor');
+FETCH 3 FROM returned_cursor;
+SELECT name FROM authors WHERE id = 2;
+SELECT name FROM authors WHERE id = 3;
+SELECT name FROM authors WHERE id = 4;
+FETCH ALL FROM returned_cursor;
+SELECT name FROM authors WHERE id = 5;
+SELECT name FROM authors WHERE id = 6;
+SELECT name FROM authors WHERE id = 7;
+COMMIT;
+SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
+SELECT n1_reset();
+DROP FUNCTION open_books(refcursor);
+
 -- A PL/pgSQL function that loops internally: invisible at track = top
 -- (one client statement), caught at track = all.
 CREATE FUNCTION author_names(n int) RETURNS SETOF text LANGUAGE plpgsql AS $$

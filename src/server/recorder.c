@@ -744,6 +744,41 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 		on_burst_statement(queryDesc, &stmt, &result);
 }
 
+/* Follows an open statement from now on; NULL beyond MAX_OPEN_QUERIES. */
+static inline OpenQuery *
+open_query(QueryDesc *queryDesc, int level)
+{
+	OpenQuery  *open;
+
+	/* too many open at once (deep recursion, many cursors): not recorded */
+	if (unlikely(n_open_queries == MAX_OPEN_QUERIES))
+		return NULL;
+	open = &open_queries[n_open_queries++];
+	open->query_desc = queryDesc;
+	open->start = GetCurrentTimestamp();
+	open->rows = 0;
+	open->nesting_level = level;
+	open->subid = current_subid;
+	return open;
+}
+
+/*
+ * The client FETCHes from a cursor that a function opened (a refcursor it
+ * returned): at track = top it was not followed, being nested when it
+ * started; from this fetch on it is the client's, as its DECLAREd cursors.
+ */
+static pg_noinline OpenQuery *
+adopt_cursor(QueryDesc *queryDesc)
+{
+	if (n1_shared == NULL || n1_track != N1_TRACK_TOP ||
+		queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
+		ActivePortal == NULL || ActivePortal->queryDesc != queryDesc ||
+		own_statement_level >= 0 || IsParallelWorker() ||
+		!reads_user_table(queryDesc->plannedstmt))
+		return NULL;
+	return open_query(queryDesc, 0);
+}
+
 static void
 n1_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
@@ -761,16 +796,7 @@ n1_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	level = start_level();
 	if (!tracking_at(level) || !reads_user_table(queryDesc->plannedstmt))
 		return;
-
-	/* too many open at once (deep recursion, many cursors): not recorded */
-	if (unlikely(n_open_queries == MAX_OPEN_QUERIES))
-		return;
-	open_queries[n_open_queries].query_desc = queryDesc;
-	open_queries[n_open_queries].start = GetCurrentTimestamp();
-	open_queries[n_open_queries].rows = 0;
-	open_queries[n_open_queries].nesting_level = level;
-	open_queries[n_open_queries].subid = current_subid;
-	n_open_queries++;
+	(void) open_query(queryDesc, level);
 }
 
 static void
@@ -799,7 +825,11 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	exec_nested_level--;
 
 	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
-		return;
+	{
+		if (likely(utility_tag != T_FetchStmt) || exec_nested_level != 0 ||
+			(open = adopt_cursor(queryDesc)) == NULL)
+			return;
+	}
 	open->rows += queryDesc->estate->es_processed;
 
 	/*
