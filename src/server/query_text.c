@@ -360,8 +360,9 @@ scan_statement(const char *query, int loc, int len, core_yy_extra_type *yyextra)
 
 /*
  * Where the query of "DECLARE name ... CURSOR [WITH[OUT] HOLD] FOR query"
- * starts in query (an offset like loc), or -1.  So a cursor's text is its
- * SELECT, as when that SELECT runs on its own, under the same query id.
+ * or of "PREPARE name [(types)] AS query" starts in query (an offset like
+ * loc), or -1.  So a cursor's or prepared statement's text is its query, as
+ * when that query runs on its own, under the same query id.
  */
 int
 n1_cursor_query_start(const char *query, int loc, int len)
@@ -374,6 +375,9 @@ n1_cursor_query_start(const char *query, int loc, int len)
 	YYLTYPE		yylloc;
 	bool		seen_cursor = false;
 	bool		seen_for = false;
+	bool		first = true;
+	bool		prepare = false;
+	int			depth = 0;
 	int			start = -1;
 
 	if (query == NULL)
@@ -391,7 +395,20 @@ n1_cursor_query_start(const char *query, int loc, int len)
 			start = Max(loc, 0) + yylloc;
 			break;
 		}
-		if (pg_strcasecmp(t, "cursor") == 0)
+		if (first)
+			prepare = (pg_strcasecmp(t, "prepare") == 0);
+		first = false;
+		if (prepare)
+		{
+			/* the first AS outside the parameter types' parentheses */
+			if (strcmp(t, "(") == 0)
+				depth++;
+			else if (strcmp(t, ")") == 0)
+				depth--;
+			else if (depth == 0 && pg_strcasecmp(t, "as") == 0)
+				seen_for = true;
+		}
+		else if (pg_strcasecmp(t, "cursor") == 0)
 			seen_cursor = true;
 		else if (seen_cursor && pg_strcasecmp(t, "for") == 0)
 			seen_for = true;
