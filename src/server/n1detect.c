@@ -18,6 +18,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/varlena.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
@@ -120,8 +121,15 @@ check_action_kinds(char **newval, void **extra, GucSource source pg_attribute_un
 	pfree(raw);
 	list_free(names);
 
-	/* GUC "extra" data must be malloc'd (guc_malloc on 16+) */
+	/*
+	 * GUC "extra" data is freed by guc.c: from PostgreSQL 16 on with
+	 * guc_free, so it must come from guc_malloc; before 16 with free().
+	 */
+#if PG_VERSION_NUM >= 160000
+	result = (int *) guc_malloc(LOG, sizeof(int));
+#else
 	result = (int *) malloc(sizeof(int));
+#endif
 	if (result == NULL)
 		return false;
 	*result = mask;
@@ -172,6 +180,23 @@ n1_shmem_startup(void)
 		on_shmem_exit(n1_shmem_shutdown, (Datum) 0);
 		n1_persistence_load();
 	}
+}
+
+/*
+ * n1detect's long-lived memory in this backend (normalized query texts,
+ * room to sort offenders for eviction): one context of its own under
+ * TopMemoryContext, so pg_backend_memory_contexts shows it as "n1detect".
+ * Each user bounds what it keeps there by bytes (README, Memory).
+ */
+MemoryContext
+n1_memory_context(void)
+{
+	static MemoryContext context = NULL;
+
+	if (context == NULL)
+		context = AllocSetContextCreate(TopMemoryContext, "n1detect",
+										ALLOCSET_SMALL_SIZES);
+	return context;
 }
 
 /* Raises the error every detection function gives without preloading. */

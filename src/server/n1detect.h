@@ -328,5 +328,6 @@ extern void n1_persistence_save(int code);
 /* ---- helpers ---- */
 
 extern void n1_require_preload(void);
+extern MemoryContext n1_memory_context(void);
 
 #endif							/* N1DETECT_H */

@@ -111,7 +111,7 @@ static void
 prepare_eviction_space(void)
 {
 	if (eviction_space == NULL)
-		eviction_space = MemoryContextAllocExtended(TopMemoryContext,
+		eviction_space = MemoryContextAllocExtended(n1_memory_context(),
 													n1_max_offenders * sizeof(N1Offender *),
 													MCXT_ALLOC_NO_OOM);
 }
