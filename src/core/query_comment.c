@@ -10,6 +10,9 @@
  * more than N1_COMMENT_SCAN bytes of a comment, or take text from outside
  * the comment (string literals, dollar quotes, the statement itself).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE				/* memrchr, memmem */
+#endif
 #include "query_comment.h"
 
 #include <string.h>
@@ -23,7 +26,8 @@ is_space(char c)
 /*
  * Forward from just after an opening slash-star at sql[from], comments
  * nesting as in PostgreSQL's lexer: index of the matching star-slash, or
- * -1 when it is not within limit.
+ * -1 when it is not within limit.  Every marker has a star: only stars are
+ * looked at (memchr), so a long body costs little.
  */
 static long
 comment_close(const char *sql, size_t from, size_t limit)
@@ -31,23 +35,43 @@ comment_close(const char *sql, size_t from, size_t limit)
 	int			depth = 1;
 	size_t		i = from;
 
-	while (i + 1 < limit)
+	while (i < limit)
 	{
-		if (sql[i] == '/' && sql[i + 1] == '*')
+		const char *star = memchr(sql + i, '*', limit - i);
+		size_t		k;
+
+		if (star == NULL)
+			return -1;
+		k = (size_t) (star - sql);
+		if (k > i && sql[k - 1] == '/')
 		{
-			depth++;
-			i += 2;
+			depth++;			/* an opener whose slash is not part of a closer */
+			i = k + 1;
 		}
-		else if (sql[i] == '*' && sql[i + 1] == '/')
+		else if (k + 1 < limit && sql[k + 1] == '/')
 		{
 			if (--depth == 0)
-				return (long) i;
-			i += 2;
+				return (long) k;
+			i = k + 2;
 		}
 		else
-			i++;
+			i = k + 1;
 	}
 	return -1;
+}
+
+/* The last star in sql[from..to), or NULL. */
+static const char *
+last_star(const char *sql, size_t from, size_t to)
+{
+#ifdef __GLIBC__
+	return to > from ? memrchr(sql + from, '*', to - from) : NULL;
+#else
+	while (to > from)
+		if (sql[--to] == '*')
+			return sql + to;
+	return NULL;
+#endif
 }
 
 bool
@@ -65,33 +89,38 @@ n1_comment_find(const char *sql, size_t len, const char **body, size_t *body_len
 	if (e >= 4 && sql[e - 1] == '/' && sql[e - 2] == '*')
 	{
 		size_t		limit = e > N1_COMMENT_SCAN ? e - N1_COMMENT_SCAN : 0;
-		size_t		k = e - 2;		/* the closing star */
+		size_t		k = e - 2;		/* the closing star; markers before it */
 		int			depth = 1;
 
-		/* back to the matching opener, then check it forward */
-		while (k >= limit + 2)
+		/* back to the matching opener (stars only), then check it forward */
+		while (k > limit)
 		{
-			if (sql[k - 2] == '/' && sql[k - 1] == '*')
+			const char *star = last_star(sql, limit, k);
+			size_t		q;
+
+			if (star == NULL)
+				break;
+			q = (size_t) (star - sql);
+			if (q > limit && sql[q - 1] == '/')
 			{
-				k -= 2;
 				if (--depth == 0)
 				{
-					if (comment_close(sql, k + 2, e) == (long) (e - 2))
+					if (comment_close(sql, q + 1, e) == (long) (e - 2))
 					{
-						*body = sql + k + 2;
-						*body_len = e - 2 - (k + 2);
+						*body = sql + q + 1;
+						*body_len = e - 2 - (q + 1);
 						return true;
 					}
 					break;
 				}
-			}
-			else if (sql[k - 2] == '*' && sql[k - 1] == '/')
-			{
-				k -= 2;
-				depth++;
+				k = q - 1;
 			}
 			else
-				k--;
+			{
+				if (q + 1 < k && sql[q + 1] == '/')
+					depth++;	/* a nested closer */
+				k = q;
+			}
 		}
 	}
 
@@ -305,6 +334,68 @@ is_trace_key(const Pair *pair, bool *primary)
 		key_is(pair, "x-request-id") || key_is(pair, "x_request_id");
 }
 
+/* Where needle first occurs in hay[0..len), or NULL. */
+static const char *
+find_bytes(const char *hay, size_t len, const char *needle, size_t n)
+{
+#ifdef __GLIBC__
+	return memmem(hay, len, needle, n);
+#else
+	for (size_t i = 0; i + n <= len; i++)
+		if (hay[i] == needle[0] && memcmp(hay + i, needle, n) == 0)
+			return hay + i;
+	return NULL;
+#endif
+}
+
+/*
+ * The pair whose key starts at body[at], if it is a pair of a trace key (a
+ * key starts the body or follows a comma or white space).
+ */
+static bool
+trace_pair_at(const char *body, const char *end, const char *at, Pair *pair)
+{
+	const char *pos = at;
+	bool		primary;
+
+	if (at > body && at[-1] != ',' && !is_space(at[-1]))
+		return false;
+	return next_pair(&pos, end, pair) && pair->key == at &&
+		is_trace_key(pair, &primary) && pair->value_len > 0;
+}
+
+/*
+ * The trace id pair of a comment body: the first traceparent, else the
+ * first request id (request_id, request-id, x-request-id, x_request_id).
+ * Found with memmem, not by reading every pair: this runs per statement.
+ */
+static bool
+find_trace(const char *body, size_t len, Pair *pair)
+{
+	const char *end = body + len;
+	const char *p = body;
+	const char *hit;
+
+	while ((hit = find_bytes(p, (size_t) (end - p), "traceparent", 11)) != NULL)
+	{
+		if (trace_pair_at(body, end, hit, pair))
+			return true;
+		p = hit + 11;
+	}
+	p = body;
+	while ((hit = find_bytes(p, (size_t) (end - p), "request", 7)) != NULL)
+	{
+		/* x-request-id and x_request_id start two bytes before */
+		if ((hit - body >= 2 && (hit[-1] == '-' || hit[-1] == '_') &&
+			 (hit[-2] == 'x' || hit[-2] == 'X') &&
+			 trace_pair_at(body, end, hit - 2, pair)) ||
+			trace_pair_at(body, end, hit, pair))
+			return true;
+		p = hit + 7;
+	}
+	return false;
+}
+
 /* Keys that make up the source, in the order shown. */
 static const char *const source_keys[] = {"controller", "action", "job", "route"};
 #define N_SOURCE_KEYS (sizeof(source_keys) / sizeof(source_keys[0]))
@@ -317,15 +408,12 @@ n1_comment_parse(const char *body, size_t body_len, N1QueryTags *tags)
 	Pair		pair;
 	Pair		found[N_SOURCE_KEYS];
 	bool		have[N_SOURCE_KEYS] = {false};
-	bool		have_trace_primary = false;
 	bool		any = false;
 	size_t		used = 0;
 
 	memset(tags, 0, sizeof(*tags));
 	while (next_pair(&pos, end, &pair))
 	{
-		bool		primary;
-
 		for (size_t i = 0; i < N_SOURCE_KEYS; i++)
 			if (!have[i] && key_is(&pair, source_keys[i]) && pair.value_len > 0)
 			{
@@ -341,18 +429,16 @@ n1_comment_parse(const char *body, size_t body_len, N1QueryTags *tags)
 			append_value(tags->code_line, N1_CODE_LINE_LEN, &n, &pair);
 			any = true;
 		}
-		if (is_trace_key(&pair, &primary) && pair.value_len > 0 &&
-			(tags->trace_id[0] == '\0' || (primary && !have_trace_primary)))
-		{
-			Pair		id = pair;
-			size_t		n = 0;
+	}
+	if (find_trace(body, body_len, &pair))
+	{
+		Pair		id = pair;
+		size_t		n = 0;
 
-			trace_bytes(&pair, &id.value, &id.value_len);
-			append_value(tags->trace_id, N1_TRACE_ID_LEN, &n, &id);
-			tags->trace_hash = hash_bytes64(id.value, id.value_len);
-			have_trace_primary = primary;
-			any = true;
-		}
+		trace_bytes(&pair, &id.value, &id.value_len);
+		append_value(tags->trace_id, N1_TRACE_ID_LEN, &n, &id);
+		tags->trace_hash = hash_bytes64(id.value, id.value_len);
+		any = true;
 	}
 	for (size_t i = 0; i < N_SOURCE_KEYS; i++)
 	{
@@ -388,31 +474,13 @@ n1_query_trace_hash(const char *sql, size_t len)
 {
 	const char *body;
 	size_t		body_len;
-	const char *pos;
-	const char *end;
+	const char *id;
+	size_t		id_len;
 	Pair		pair;
-	uint64_t	hash = 0;
 
-	if (!n1_comment_find(sql, len, &body, &body_len))
+	if (!n1_comment_find(sql, len, &body, &body_len) ||
+		!find_trace(body, body_len, &pair))
 		return 0;
-	pos = body;
-	end = body + body_len;
-	while (next_pair(&pos, end, &pair))
-	{
-		bool		primary;
-
-		if (is_trace_key(&pair, &primary) && pair.value_len > 0)
-		{
-			const char *id;
-			size_t		id_len;
-
-			if (!primary && hash != 0)
-				continue;		/* the first request id, unless a traceparent comes */
-			trace_bytes(&pair, &id, &id_len);
-			hash = hash_bytes64(id, id_len);
-			if (primary)
-				break;
-		}
-	}
-	return hash;
+	trace_bytes(&pair, &id, &id_len);
+	return hash_bytes64(id, id_len);
 }
