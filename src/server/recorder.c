@@ -633,7 +633,12 @@ check_application_name(void)
 
 	if (likely(strncmp(name, seen_application_name, NAMEDATALEN - 1) == 0))
 		return;
-	n1_detector_end_unit(&detector, N1_END_APPLICATION);
+	/*
+	 * Not a unit of a trace id: behind a pooler the name changes with every
+	 * switch of client, and the trace id already tells requests apart.
+	 */
+	if (unit->trace_hash == 0)
+		n1_detector_end_unit(&detector, N1_END_APPLICATION);
 	strlcpy(seen_application_name, name, NAMEDATALEN);
 	n1_slot_set_application_name(slot, seen_application_name);
 }
