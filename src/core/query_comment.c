@@ -11,7 +11,7 @@
  * the comment (string literals, dollar quotes, the statement itself).
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE				/* memrchr, memmem */
+#define _GNU_SOURCE				/* memrchr */
 #endif
 #include "query_comment.h"
 
@@ -295,32 +295,45 @@ append_text(char *out, size_t size, size_t *used, const char *text)
 	*used = n;
 }
 
-/* 64-bit hash of a byte string; never 0 (0 means "none"). */
+/* 64-bit hash of a byte string, 8 bytes at a time; never 0 (0 means "none"). */
 static uint64_t
 hash_bytes64(const char *p, size_t len)
 {
-	uint64_t	h = UINT64_C(0xcbf29ce484222325);
+	const uint64_t k = UINT64_C(0x9E3779B97F4A7C15);
+	uint64_t	h = (uint64_t) len * k;
+	uint64_t	w;
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char) p[i]) * UINT64_C(0x100000001b3);
+	while (len >= 8)
+	{
+		memcpy(&w, p, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+		p += 8;
+		len -= 8;
+	}
+	if (len > 0)
+	{
+		w = 0;
+		memcpy(&w, p, len);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
 	return h ? h : 1;
 }
 
 /*
- * The trace id part of a W3C traceparent (version-traceid-parentid-flags,
- * "00-" then 32 hex digits), or the whole value for any other id.
+ * The trace id part of a W3C traceparent (version-traceid-parentid-flags:
+ * 2 characters, '-', the 32 of the trace id, '-', ...; the digits are not
+ * checked, any id will do), or the whole value for any other id.
  */
 static void
 trace_bytes(const Pair *pair, const char **id, size_t *len)
 {
 	*id = pair->value;
 	*len = pair->value_len;
-	if (key_is(pair, "traceparent") && pair->value_len >= 35 &&
-		pair->value[2] == '-' && pair->value[35] == '-')
+	if (pair->value_len >= 36 && pair->value[2] == '-' && pair->value[35] == '-' &&
+		key_is(pair, "traceparent"))
 	{
-		for (int i = 3; i < 35; i++)
-			if (hex_value(pair->value[i]) < 0)
-				return;
 		*id += 3;
 		*len = 32;
 	}
@@ -332,20 +345,6 @@ is_trace_key(const Pair *pair, bool *primary)
 	*primary = key_is(pair, "traceparent");
 	return *primary || key_is(pair, "request_id") || key_is(pair, "request-id") ||
 		key_is(pair, "x-request-id") || key_is(pair, "x_request_id");
-}
-
-/* Where needle first occurs in hay[0..len), or NULL. */
-static const char *
-find_bytes(const char *hay, size_t len, const char *needle, size_t n)
-{
-#ifdef __GLIBC__
-	return memmem(hay, len, needle, n);
-#else
-	for (size_t i = 0; i + n <= len; i++)
-		if (hay[i] == needle[0] && memcmp(hay + i, needle, n) == 0)
-			return hay + i;
-	return NULL;
-#endif
 }
 
 /*
@@ -367,33 +366,54 @@ trace_pair_at(const char *body, const char *end, const char *at, Pair *pair)
 /*
  * The trace id pair of a comment body: the first traceparent, else the
  * first request id (request_id, request-id, x-request-id, x_request_id).
- * Found with memmem, not by reading every pair: this runs per statement.
+ * Runs per statement: it only looks at the first byte of each pair (pairs
+ * found with memchr on commas) and parses the pairs whose key may be one.
  */
 static bool
 find_trace(const char *body, size_t len, Pair *pair)
 {
 	const char *end = body + len;
 	const char *p = body;
-	const char *hit;
+	Pair		request;
+	bool		have_request = false;
 
-	while ((hit = find_bytes(p, (size_t) (end - p), "traceparent", 11)) != NULL)
+	while (p < end)
 	{
-		if (trace_pair_at(body, end, hit, pair))
-			return true;
-		p = hit + 11;
+		const char *comma;
+
+		while (p < end && is_space(*p))
+			p++;
+		if (p < end)
+		{
+			char		c = (char) (*p | 0x20);	/* lower case of a letter */
+
+			if (c == 't' || c == 'r' || c == 'x')
+			{
+				Pair		found;
+
+				if (trace_pair_at(body, end, p, &found))
+				{
+					if (key_is(&found, "traceparent"))
+					{
+						*pair = found;
+						return true;
+					}
+					if (!have_request)
+					{
+						request = found;
+						have_request = true;
+					}
+				}
+			}
+		}
+		comma = p < end ? memchr(p, ',', (size_t) (end - p)) : NULL;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
 	}
-	p = body;
-	while ((hit = find_bytes(p, (size_t) (end - p), "request", 7)) != NULL)
-	{
-		/* x-request-id and x_request_id start two bytes before */
-		if ((hit - body >= 2 && (hit[-1] == '-' || hit[-1] == '_') &&
-			 (hit[-2] == 'x' || hit[-2] == 'X') &&
-			 trace_pair_at(body, end, hit - 2, pair)) ||
-			trace_pair_at(body, end, hit, pair))
-			return true;
-		p = hit + 7;
-	}
-	return false;
+	if (have_request)
+		*pair = request;
+	return have_request;
 }
 
 /* Keys that make up the source, in the order shown. */
