@@ -192,10 +192,24 @@ next_pair(const char **pos, const char *end, Pair *pair)
 				/* quoted: up to the closing quote; \' is an escaped quote */
 				const char *v = ++p;
 
-				while (p < end && *p != '\'')
-					p += (*p == '\\' && p + 1 < end) ? 2 : 1;
-				if (p > end)
-					p = end;
+				/* the closing quote: one not escaped with a backslash */
+				for (;;)
+				{
+					const char *q = memchr(p, '\'', (size_t) (end - p));
+					size_t		backslashes = 0;
+
+					if (q == NULL)
+					{
+						p = end;
+						break;
+					}
+					while (q - backslashes > v && q[-1 - (long) backslashes] == '\\')
+						backslashes++;
+					p = q;
+					if (backslashes % 2 == 0)
+						break;
+					p++;
+				}
 				pair->value = v;
 				pair->value_len = (size_t) (p - v);
 				pair->quoted = true;
@@ -331,8 +345,9 @@ trace_bytes(const Pair *pair, const char **id, size_t *len)
 {
 	*id = pair->value;
 	*len = pair->value_len;
-	if (pair->value_len >= 36 && pair->value[2] == '-' && pair->value[35] == '-' &&
-		key_is(pair, "traceparent"))
+	/* traceparent is the only trace key of 11 bytes */
+	if (pair->key_len == 11 && pair->value_len >= 36 &&
+		pair->value[2] == '-' && pair->value[35] == '-')
 	{
 		*id += 3;
 		*len = 32;
@@ -345,6 +360,24 @@ is_trace_key(const Pair *pair, bool *primary)
 	*primary = key_is(pair, "traceparent");
 	return *primary || key_is(pair, "request_id") || key_is(pair, "request-id") ||
 		key_is(pair, "x-request-id") || key_is(pair, "x_request_id");
+}
+
+/* Whether p starts with key name (n bytes, lower case, any case in p) and its separator. */
+static inline bool
+key_here(const char *p, const char *end, const char *name, size_t n)
+{
+	if ((size_t) (end - p) <= n || (p[n] != '=' && p[n] != ':'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+	{
+		char		c = p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char) (c - 'A' + 'a');
+		if (c != name[i])
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -386,23 +419,33 @@ find_trace(const char *body, size_t len, Pair *pair)
 		if (p < end)
 		{
 			char		c = (char) (*p | 0x20);	/* lower case of a letter */
+			bool		primary = false;
+			bool		candidate;
 
-			if (c == 't' || c == 'r' || c == 'x')
+			/* the key in place first: most pairs are not trace keys */
+			if (c == 't')
+				candidate = primary = key_here(p, end, "traceparent", 11);
+			else if (c == 'r')
+				candidate = key_here(p, end, "request_id", 10) ||
+					key_here(p, end, "request-id", 10);
+			else if (c == 'x')
+				candidate = key_here(p, end, "x-request-id", 12) ||
+					key_here(p, end, "x_request_id", 12);
+			else
+				candidate = false;
+			if (candidate && (primary || !have_request))
 			{
 				Pair		found;
 
 				if (trace_pair_at(body, end, p, &found))
 				{
-					if (key_is(&found, "traceparent"))
+					if (primary)
 					{
 						*pair = found;
 						return true;
 					}
-					if (!have_request)
-					{
-						request = found;
-						have_request = true;
-					}
+					request = found;
+					have_request = true;
 				}
 			}
 		}
