@@ -12,10 +12,11 @@
  *		   once, at the first need; when all are taken, the one idle the
  *		   longest ends its unit and serves the new trace id.
  *
- * Per statement: n1_statement_trace_hash, a few instructions for a
- * statement that neither starts nor ends with a comment; a parse of the
- * comment's pairs for one that does.  Switching units only when the trace
- * id changes.
+ * Per statement: n1_statement_trace_hash, a strlen and a few comparisons
+ * for a statement that neither starts nor ends with a comment; for one that
+ * does, a look at the stars of the comment and at the first byte of each of
+ * its pairs (about 1,100 instructions for a 170-byte sqlcommenter comment,
+ * 470 for marginalia's).  Switching units only when the trace id changes.
  *
  * Must never: allocate except once per backend (and survive failing to),
  * raise an error, or let two trace ids share a unit.
