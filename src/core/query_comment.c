@@ -354,14 +354,6 @@ trace_bytes(const Pair *pair, const char **id, size_t *len)
 	}
 }
 
-static inline bool
-is_trace_key(const Pair *pair, bool *primary)
-{
-	*primary = key_is(pair, "traceparent");
-	return *primary || key_is(pair, "request_id") || key_is(pair, "request-id") ||
-		key_is(pair, "x-request-id") || key_is(pair, "x_request_id");
-}
-
 /* Whether p starts with key name (n bytes, lower case, any case in p) and its separator. */
 static inline bool
 key_here(const char *p, const char *end, const char *name, size_t n)
@@ -381,26 +373,38 @@ key_here(const char *p, const char *end, const char *name, size_t n)
 }
 
 /*
- * The pair whose key starts at body[at], if it is a pair of a trace key (a
- * key starts the body or follows a comma or white space).
+ * The pair of the key of n bytes at p (key_here said so): its value quoted
+ * (key='value', up to the next quote) or not (up to the next comma).
  */
-static bool
-trace_pair_at(const char *body, const char *end, const char *at, Pair *pair)
+static void
+pair_here(const char *p, const char *end, size_t n, Pair *pair)
 {
-	const char *pos = at;
-	bool		primary;
+	const char *v = p + n + 1;
+	const char *stop;
 
-	if (at > body && at[-1] != ',' && !is_space(at[-1]))
-		return false;
-	return next_pair(&pos, end, pair) && pair->key == at &&
-		is_trace_key(pair, &primary) && pair->value_len > 0;
+	pair->key = p;
+	pair->key_len = n;
+	pair->quoted = (p[n] == '=' && v < end && *v == '\'');
+	if (pair->quoted)
+	{
+		v++;
+		stop = memchr(v, '\'', (size_t) (end - v));
+	}
+	else
+		stop = memchr(v, ',', (size_t) (end - v));
+	if (stop == NULL)
+		stop = end;
+	while (!pair->quoted && stop > v && is_space(stop[-1]))
+		stop--;
+	pair->value = v;
+	pair->value_len = (size_t) (stop - v);
 }
 
 /*
  * The trace id pair of a comment body: the first traceparent, else the
  * first request id (request_id, request-id, x-request-id, x_request_id).
  * Runs per statement: it only looks at the first byte of each pair (pairs
- * found with memchr on commas) and parses the pairs whose key may be one.
+ * found with memchr on commas), and reads a value only after its key.
  */
 static bool
 find_trace(const char *body, size_t len, Pair *pair)
@@ -420,24 +424,26 @@ find_trace(const char *body, size_t len, Pair *pair)
 		{
 			char		c = (char) (*p | 0x20);	/* lower case of a letter */
 			bool		primary = false;
-			bool		candidate;
+			size_t		key_len = 0;	/* of a trace key at p, or 0 */
 
 			/* the key in place first: most pairs are not trace keys */
-			if (c == 't')
-				candidate = primary = key_here(p, end, "traceparent", 11);
-			else if (c == 'r')
-				candidate = key_here(p, end, "request_id", 10) ||
-					key_here(p, end, "request-id", 10);
-			else if (c == 'x')
-				candidate = key_here(p, end, "x-request-id", 12) ||
-					key_here(p, end, "x_request_id", 12);
-			else
-				candidate = false;
-			if (candidate && (primary || !have_request))
+			if (c == 't' && key_here(p, end, "traceparent", 11))
+			{
+				key_len = 11;
+				primary = true;
+			}
+			else if (c == 'r' && (key_here(p, end, "request_id", 10) ||
+								  key_here(p, end, "request-id", 10)))
+				key_len = 10;
+			else if (c == 'x' && (key_here(p, end, "x-request-id", 12) ||
+								  key_here(p, end, "x_request_id", 12)))
+				key_len = 12;
+			if (key_len > 0 && (primary || !have_request))
 			{
 				Pair		found;
 
-				if (trace_pair_at(body, end, p, &found))
+				pair_here(p, end, key_len, &found);
+				if (found.value_len > 0)
 				{
 					if (primary)
 					{
@@ -447,6 +453,8 @@ find_trace(const char *body, size_t len, Pair *pair)
 					request = found;
 					have_request = true;
 				}
+				/* go on after the value: a quoted one may hold commas */
+				p = found.value + found.value_len;
 			}
 		}
 		comma = p < end ? memchr(p, ',', (size_t) (end - p)) : NULL;
