@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "parser/scanner.h"
@@ -37,12 +38,27 @@
 typedef struct CachedText
 {
 	uint64		queryid;
+	uint64		canonical_id;	/* first query id seen with the same normalized text */
 	uint64		last_used;
 	int			constants_offset;	/* first constant, from the statement start; -1: none */
 	char	   *text;
 } CachedText;
 
 static CachedText text_cache[N1_TEXT_CACHE_SETS][N1_TEXT_CACHE_WAYS];
+
+/*
+ * Normalized text hash -> the first query id seen with that text, so that
+ * one statement whose parameter types vary per value (psycopg 3 sends int2,
+ * int4 or int8 by magnitude: several query ids) is one query for the
+ * detector.  Direct-mapped; an overwritten entry only splits a group again.
+ */
+#define N1_CANON_SLOTS 1024
+typedef struct CanonEntry
+{
+	uint64		text_hash;
+	uint64		queryid;
+} CanonEntry;
+static CanonEntry canon[N1_CANON_SLOTS];
 static uint64 text_cache_clock = 0;
 /* the entry found last: repeated statements (the N of an N+1) hit it at once */
 static CachedText *last_found = NULL;
@@ -68,9 +84,27 @@ cache_find(uint64 queryid)
 	return NULL;
 }
 
+/* The query id that stands for every query id of this normalized text. */
+static uint64
+canonical_for(uint64 queryid, const char *text)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	CanonEntry *e;
+
+	if (h == 0)
+		h = 1;
+	e = &canon[h % N1_CANON_SLOTS];
+	if (e->text_hash != h)
+	{
+		e->text_hash = h;
+		e->queryid = queryid;
+	}
+	return e->queryid;
+}
+
 /* Stores text (allocated in text_context) for queryid, evicting the LRU entry of its set. */
 static void
-cache_store(uint64 queryid, char *text, int constants_offset)
+cache_store(uint64 queryid, char *text, int constants_offset, uint64 canonical_id)
 {
 	CachedText *set = text_cache[queryid % N1_TEXT_CACHE_SETS];
 	CachedText *victim = &set[0];
@@ -81,6 +115,7 @@ cache_store(uint64 queryid, char *text, int constants_offset)
 	if (victim->text)
 		pfree(victim->text);
 	victim->queryid = queryid;
+	victim->canonical_id = canonical_id;
 	victim->text = text;
 	victim->constants_offset = constants_offset;
 	victim->last_used = ++text_cache_clock;
@@ -247,7 +282,7 @@ remember_new(uint64 queryid, const char *query, int query_loc,
 		norm = pnstrdup(stmt, query_len);
 	clip_text(norm);
 	MemoryContextSwitchTo(old);
-	cache_store(queryid, norm, constants_offset);
+	cache_store(queryid, norm, constants_offset, canonical_for(queryid, norm));
 }
 
 void
@@ -321,6 +356,19 @@ n1_query_constants_offset(uint64 queryid)
 }
 
 /*
+ * The query id the detector knows queryid by: the first one seen with the
+ * same normalized text (see canon), or queryid itself when its text is not
+ * cached.  A cache hit: cheap enough for every statement.
+ */
+uint64
+n1_query_canonical_id(uint64 queryid)
+{
+	CachedText *hit = cache_find(queryid);
+
+	return hit ? hit->canonical_id : queryid;
+}
+
+/*
  * Remembers a statement's source text for queryid unless a (normalized) text
  * is already known.  Slow path: used when a burst's text was evicted.
  */
@@ -338,7 +386,7 @@ n1_query_text_remember_source(uint64 queryid, const char *query, int query_loc,
 	memcpy(text, stmt, query_len);
 	text[query_len] = '\0';
 	clip_text(text);
-	cache_store(queryid, text, 0);
+	cache_store(queryid, text, 0, queryid);
 }
 
 /* The remembered text of queryid, or NULL. */

@@ -459,6 +459,7 @@ init_detector(void)
 
 	memset(&config, 0, sizeof(config));
 	config.min_calls = n1_min_calls;
+	config.min_calls_proven = n1_strict ? 2 : 0;
 	config.max_gap_us = (int64) n1_max_gap_ms * 1000;
 	config.burst_ended = burst_ended;
 	n1_detector_init(&detector, &config);
@@ -615,6 +616,11 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 #endif
 {
 	OpenQuery  *open;
+	struct _DestReceiver *capture = NULL;
+
+	/* a recorded statement's rows: values that may prove it a parent */
+	if (n_open_queries > 0 && find_open_query(queryDesc) != NULL)
+		capture = n1_capture_begin(queryDesc, count > 0);
 
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
 	exec_nested_level++;
@@ -630,6 +636,8 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		standard_ExecutorRun(queryDesc, direction, count, execute_once);
 #endif
 	exec_nested_level--;
+	if (capture != NULL)
+		n1_capture_end(queryDesc, capture);
 
 	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
 		return;
@@ -643,14 +651,17 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	if (count > 0 && open->rows >= 2 && ensure_detector() &&
 		own_statement_level < 0)
 	{
+		const uint64 *values;
+		int			n_values = n1_capture_take(queryDesc, &values, false);
+
 		/*
 		 * Settle application_name first: its first check in a backend would
 		 * otherwise end the unit these rows open (a connection whose first
 		 * statement is a cursor: Django's .iterator() inside atomic()).
 		 */
 		check_application_name();
-		n1_detector_rows(&detector, queryDesc->plannedstmt->queryId, open->rows,
-						 (int64) GetCurrentTimestamp());
+		n1_detector_rows(&detector, n1_query_canonical_id(queryDesc->plannedstmt->queryId),
+						 open->rows, (int64) GetCurrentTimestamp(), values, n_values);
 	}
 }
 
@@ -680,6 +691,7 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 	{
 		ended = *open;
 		*open = open_queries[--n_open_queries];
+		stmt.n_result_values = n1_capture_take(queryDesc, &stmt.result_values, true);
 	}
 
 	if (prev_ExecutorEnd)
@@ -705,9 +717,10 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 	if (open == NULL || own || !IsTransactionState() || !ensure_detector())
 		return;
 
-	stmt.query_id = queryDesc->plannedstmt->queryId;
+	stmt.query_id = n1_query_canonical_id(queryDesc->plannedstmt->queryId);
 	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
 									 hash_constants(queryDesc));
+	stmt.n_values = n1_capture_param_values(queryDesc, stmt.values);
 	stmt.start_us = (int64) ended.start;
 	stmt.end_us = (int64) GetCurrentTimestamp();
 	/* Only rows sent back can drive a loop: not those an UPDATE touched. */
@@ -715,7 +728,7 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 				 queryDesc->plannedstmt->hasReturning) ? ended.rows : 0;
 
 	event.seq = slot->events_written + 1;
-	event.queryid = stmt.query_id;
+	event.queryid = queryDesc->plannedstmt->queryId;
 	event.param_hash = stmt.param_hash;
 	event.start = ended.start;
 	event.exec_us = stmt.end_us - stmt.start_us;
@@ -725,8 +738,10 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 
 	check_application_name();
 	if (unlikely(detector.config.min_calls != n1_min_calls ||
+				 detector.config.min_calls_proven != (n1_strict ? 2 : n1_min_calls) ||
 				 detector.config.max_gap_us != (int64) n1_max_gap_ms * 1000))
-		n1_detector_configure(&detector, n1_min_calls, (int64) n1_max_gap_ms * 1000);
+		n1_detector_configure(&detector, n1_min_calls, n1_strict ? 2 : 0,
+							  (int64) n1_max_gap_ms * 1000);
 
 	n1_detector_statement(&detector, &stmt, &result);
 	if (result.burst)
@@ -787,4 +802,5 @@ n1_recorder_install_hooks(void)
 	ProcessUtility_hook = n1_ProcessUtility;
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
+	n1_capture_init();
 }
