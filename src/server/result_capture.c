@@ -32,8 +32,6 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
-
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/execdesc.h"
@@ -206,8 +204,7 @@ hash_text_value(const char *p, int len)
 	if (len > 0)
 	{
 		w = 0;
-		for (int i = 0; i < len; i++)
-			w = (w << 8) | (unsigned char) p[i];
+		memcpy(&w, p, len);
 		h = (h ^ w) * k;
 		h ^= h >> 29;
 	}
@@ -238,6 +235,20 @@ key_kind(Oid typid)
 	}
 }
 
+/* Hash of a text datum, or false when it is not a key (long, compressed, toasted). */
+static inline bool
+hash_text_datum(Datum v, uint64 *out)
+{
+	struct varlena *p = (struct varlena *) DatumGetPointer(v);
+
+	if (VARATT_IS_EXTENDED(p) && !VARATT_IS_SHORT(p))
+		return false;
+	if (VARSIZE_ANY_EXHDR(p) > CAPTURE_MAX_TEXT)
+		return false;
+	*out = hash_text_value(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
+	return true;
+}
+
 /* Hash of one non-null value of a key kind into *out; false if skipped. */
 static inline bool
 hash_datum(int kind, Datum v, uint64 *out)
@@ -260,28 +271,39 @@ hash_datum(int kind, Datum v, uint64 *out)
 			*out = hash_uuid(DatumGetUUIDP(v)->data);
 			return true;
 		case KEY_TEXT:
-			{
-				struct varlena *p = (struct varlena *) DatumGetPointer(v);
-
-				/* compressed or toasted values are long: not keys */
-				if (VARATT_IS_EXTENDED(p) && !VARATT_IS_SHORT(p))
-					return false;
-				if (VARSIZE_ANY_EXHDR(p) > CAPTURE_MAX_TEXT)
-					return false;
-				*out = hash_text_value(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
-				return true;
-			}
+			return hash_text_datum(v, out);
 	}
 	return false;
 }
 
 /* ---------- parameter values of a call ---------- */
 
+/* ASCII classes without the C library's locale-aware calls (hot path). */
+static inline bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static inline bool
+is_ident_start(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		(unsigned char) c >= 0x80;
+}
+
+static inline bool
+is_ident_char(char c)
+{
+	return is_ident_start(c) || is_digit(c) || c == '$';
+}
+
 /*
  * Hashes of the literal constants of a statement's text (the simple
  * protocol's parameters): integer literals and string literals of at most
  * CAPTURE_MAX_TEXT bytes; floats, dollar-quoted strings, identifiers,
- * comments (sqlcommenter tags) and $n are skipped.
+ * comments (sqlcommenter tags) and $n are skipped.  len < 0: up to the
+ * terminating NUL.  At most SCAN_MAX_BYTES are read.
  */
 static int
 scan_literals(const char *p, int len, uint64 *out, int max)
@@ -289,8 +311,8 @@ scan_literals(const char *p, int len, uint64 *out, int max)
 	int			n = 0;
 	int			i = 0;
 
-	if (len > SCAN_MAX_BYTES)
-		len = SCAN_MAX_BYTES;
+	if (len < 0 || len > SCAN_MAX_BYTES)
+		len = strnlen(p, SCAN_MAX_BYTES);
 	while (i < len && n < max)
 	{
 		char		c = p[i];
@@ -340,10 +362,10 @@ scan_literals(const char *p, int len, uint64 *out, int max)
 		{
 			int			tag_end = i + 1;
 
-			while (tag_end < len && (isalnum((unsigned char) p[tag_end]) || p[tag_end] == '_'))
+			while (tag_end < len && is_ident_char(p[tag_end]) && p[tag_end] != '$')
 				tag_end++;
 			if (tag_end < len && p[tag_end] == '$' &&
-				!(p[i + 1] >= '0' && p[i + 1] <= '9'))
+				!is_digit(p[i + 1]))
 			{
 				/* dollar quoting: skip to the closing tag */
 				int			tag_len = tag_end - i + 1;
@@ -356,21 +378,20 @@ scan_literals(const char *p, int len, uint64 *out, int max)
 			else
 				i = tag_end;	/* $n */
 		}
-		else if (c >= '0' && c <= '9')
+		else if (is_digit(c))
 		{
 			int			start = i;
 			bool		negative = start > 0 && p[start - 1] == '-' &&
-				(start < 2 || !(isalnum((unsigned char) p[start - 2]) ||
-								p[start - 2] == '_' || p[start - 2] == ')'));
+				(start < 2 || !(is_ident_char(p[start - 2]) || p[start - 2] == ')'));
 			int64		v = 0;
 			bool		integral = true;
 
-			for (; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+			for (; i < len && is_digit(p[i]); i++)
 				v = v * 10 + (p[i] - '0');
 			if (i < len && (p[i] == '.' || p[i] == 'e' || p[i] == 'E'))
 			{
 				integral = false;
-				while (i < len && (isalnum((unsigned char) p[i]) || p[i] == '.' ||
+				while (i < len && (is_ident_char(p[i]) || p[i] == '.' ||
 								   ((p[i] == '-' || p[i] == '+') &&
 									(p[i - 1] == 'e' || p[i - 1] == 'E'))))
 					i++;
@@ -378,10 +399,9 @@ scan_literals(const char *p, int len, uint64 *out, int max)
 			if (integral && i - start <= 18)
 				out[n++] = hash_int(negative ? -v : v);
 		}
-		else if (isalpha((unsigned char) c) || c == '_' || (unsigned char) c >= 0x80)
+		else if (is_ident_start(c))
 		{
-			while (i < len && (isalnum((unsigned char) p[i]) || p[i] == '_' ||
-							   p[i] == '$' || (unsigned char) p[i] >= 0x80))
+			while (i < len && is_ident_char(p[i]))
 				i++;
 		}
 		else
@@ -430,10 +450,10 @@ n1_capture_param_values(QueryDesc *queryDesc, uint64 *out)
 
 		if (offset == -1)
 			return 0;			/* no constants */
-		len = plan->stmt_len > 0 ? plan->stmt_len : (int) strlen(text);
-		if (offset < 0 || offset > len)
+		len = plan->stmt_len;	/* 0: up to the end of the string */
+		if (offset < 0 || (len > 0 && offset > len))
 			offset = 0;			/* unknown: the whole statement */
-		n = scan_literals(text + offset, len - offset, out, N1_CALL_VALUES);
+		n = scan_literals(text + offset, len > 0 ? len - offset : -1, out, N1_CALL_VALUES);
 	}
 	return n;
 }
@@ -476,19 +496,48 @@ buffer_add(CaptureBuffer *b, uint64 h)
 		b->values[b->n++] = h;
 }
 
+/* Hashes the key columns of one row into the statement's buffer. */
 static void
 hash_row(CaptureReceiver *r, TupleTableSlot *slot)
 {
 	ColumnPlan *p = r->plan;
+	CaptureBuffer *b = r->buffer;
+	const Datum *values;
+	const bool *isnull;
 
+	if (b->n + p->nkeys > CAPTURE_MAX_VALUES)
+	{
+		r->rows = CAPTURE_MAX_ROWS; /* full: stop hashing this run */
+		return;
+	}
 	slot_getsomeattrs(slot, p->max_attno);
+	values = slot->tts_values;
+	isnull = slot->tts_isnull;
 	for (int k = 0; k < p->nkeys; k++)
 	{
 		int			a = p->attno[k];
-		uint64		h;
+		Datum		v = values[a];
 
-		if (!slot->tts_isnull[a] && hash_datum(p->kind[k], slot->tts_values[a], &h))
-			buffer_add(r->buffer, h);
+		if (isnull[a])
+			continue;
+		/* integers inline: the common keys */
+		switch (p->kind[k])
+		{
+			case KEY_INT4:
+				b->values[b->n++] = hash_int(DatumGetInt32(v));
+				break;
+			case KEY_INT8:
+				b->values[b->n++] = hash_int(DatumGetInt64(v));
+				break;
+			case KEY_TEXT:
+				if (hash_text_datum(v, &b->values[b->n]))
+					b->n++;
+				break;
+			default:
+				if (hash_datum(p->kind[k], v, &b->values[b->n]))
+					b->n++;
+				break;
+		}
 	}
 }
 
@@ -613,6 +662,13 @@ n1_capture_init(void)
 {
 	if (callbacks_registered)
 		return;
+	for (int i = 0; i < CAPTURE_DEPTH; i++)
+	{
+		receivers[i].pub.receiveSlot = capture_receive;
+		receivers[i].pub.rStartup = capture_startup;
+		receivers[i].pub.rShutdown = capture_shutdown;
+		receivers[i].pub.rDestroy = capture_destroy;
+	}
 	RegisterXactCallback(capture_xact_callback, NULL);
 	RegisterSubXactCallback(capture_subxact_callback, NULL);
 	callbacks_registered = true;
@@ -624,6 +680,8 @@ buffer_for(const QueryDesc *queryDesc, bool claim)
 {
 	CaptureBuffer *free_one = NULL;
 
+	if (likely(buffers[0].query_desc == queryDesc))
+		return &buffers[0];
 	for (int i = 0; i < CAPTURE_DEPTH; i++)
 	{
 		if (buffers[i].query_desc == queryDesc)
@@ -666,10 +724,6 @@ n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 	if (r == NULL || (b = buffer_for(queryDesc, true)) == NULL)
 		return NULL;
 
-	r->pub.receiveSlot = capture_receive;
-	r->pub.rStartup = capture_startup;
-	r->pub.rShutdown = capture_shutdown;
-	r->pub.rDestroy = capture_destroy;
 	r->pub.mydest = queryDesc->dest->mydest;
 	r->inner = queryDesc->dest;
 	r->subid = GetCurrentSubTransactionId();

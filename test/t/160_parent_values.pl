@@ -49,6 +49,19 @@ $node->safe_psql('postgres', $unit->('SELECT id, name FROM authors WHERE id <= 6
 like(offenders(), qr{^n_plus_one\|SELECT count\(\*\) FROM books WHERE .*\|SELECT id, name FROM authors WHERE id <= \$1 ORDER BY id\|6$},
 	'short texts of the list prove the parent');
 
+# uuid keys: the list returns uuids, the loop gets them as string literals
+# (simple protocol): a uuid and its text hash alike.
+$node->safe_psql('postgres', q{
+	CREATE TABLE docs (id uuid PRIMARY KEY, title text);
+	INSERT INTO docs SELECT ('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 'doc ' || g
+	FROM generate_series(1, 6) g;
+	SELECT n1_reset();
+});
+$node->safe_psql('postgres', $unit->('SELECT id FROM docs ORDER BY id',
+	map { sprintf("SELECT title FROM docs WHERE id = '00000000-0000-4000-8000-%012d'", $_) } 1 .. 6));
+is(offenders(), 'n_plus_one|SELECT title FROM docs WHERE id = $1|SELECT id FROM docs ORDER BY id|6',
+	'uuid keys prove the parent');
+
 # psycopg 3 binds a Python int as int2, int4 or int8 by magnitude: one
 # statement, three query ids; still one query, one N+1 (bound parameters).
 $node->safe_psql('postgres', q{
