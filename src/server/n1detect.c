@@ -28,7 +28,7 @@ PG_MODULE_MAGIC;
 
 int			n1_track = N1_TRACK_TOP;
 int			n1_min_calls = 5;
-int			n1_max_gap_ms = 1000;
+int			n1_max_gap_ms = 100;
 int			n1_action = N1_ACTION_NONE;
 int			n1_action_kinds = (1 << N1_KIND_N_PLUS_ONE);
 int			n1_max_offenders = 1000;
@@ -190,7 +190,7 @@ _PG_init(void)
 	DefineCustomIntVariable("n1detect.max_gap",
 							"Idle time between two statements that ends a unit of work.",
 							NULL,
-							&n1_max_gap_ms, 1000, 0, 3600 * 1000,
+							&n1_max_gap_ms, 100, 0, 3600 * 1000,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("n1detect.action",
