@@ -204,7 +204,7 @@ extern void n1_mark_own_statement(void);
 struct QueryDesc;
 struct _DestReceiver;
 extern void n1_capture_init(void);
-extern int	n1_capture_param_values(struct QueryDesc *queryDesc, uint64 *out);
+extern int	n1_capture_param_values(void *queryDesc, uint64_t *out);
 extern struct _DestReceiver *n1_capture_begin(struct QueryDesc *queryDesc, bool fetch);
 extern void n1_capture_end(struct QueryDesc *queryDesc, struct _DestReceiver *capture);
 extern int	n1_capture_take(const struct QueryDesc *queryDesc, const uint64 **values,

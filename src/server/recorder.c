@@ -720,7 +720,9 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 	stmt.query_id = n1_query_canonical_id(queryDesc->plannedstmt->queryId);
 	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
 									 hash_constants(queryDesc));
-	stmt.n_values = n1_capture_param_values(queryDesc, stmt.values);
+	stmt.n_values = N1_VALUES_LAZY;	/* hashed only while the detector records them */
+	stmt.fill_values = n1_capture_param_values;
+	stmt.fill_arg = queryDesc;
 	stmt.start_us = (int64) ended.start;
 	stmt.end_us = (int64) GetCurrentTimestamp();
 	/* Only rows sent back can drive a loop: not those an UPDATE touched. */
