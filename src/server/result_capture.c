@@ -26,8 +26,12 @@
  * values only from statements of 2 rows or more).  A query id seen
  * returning several rows hashes row 1 directly from then on, so only the
  * first multi-row run of a query id in a backend loses the text and uuid
- * keys of its row 1.  Parameter values are hashed only when the detector
- * asks (N1_VALUES_LAZY): while the query records its first distinct values.
+ * keys of its row 1.  A query id whose first CAPTURE_SINGLE_RUNS runs
+ * returned at most 1 row each (a point lookup) is not wrapped any more,
+ * until a run of 2 rows or more (seen at its end) turns wrapping back on:
+ * that one run's values are lost.  Parameter values are hashed only when
+ * the detector asks (N1_VALUES_LAZY): while the query records its first
+ * distinct values.
  *
  * This file must never: allocate, read the catalog or take a lock per
  * statement; change what the wrapped receiver gets (every row is passed on
@@ -39,6 +43,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/execdesc.h"
+#include "nodes/execnodes.h"
 #include "executor/tuptable.h"
 #include "nodes/params.h"
 #include "tcop/dest.h"
@@ -52,6 +57,7 @@
 #define CAPTURE_MAX_TEXT	64	/* longest text hashed, bytes */
 #define CAPTURE_DEPTH		4	/* statements capturing at once (nesting) */
 #define CAPTURE_STASH_ATTS	16	/* columns of row 1 copied (by value) until row 2 */
+#define CAPTURE_SINGLE_RUNS	8	/* runs of <= 1 row after which a query id is not wrapped */
 #define PLAN_SLOTS			256 /* column plans cached, by query id */
 #define SCAN_MAX_BYTES		1024	/* statement text scanned for literal constants */
 
@@ -72,6 +78,7 @@ typedef struct ColumnPlan
 	int			natts;			/* of the tuple descriptor it was made from */
 	int			nkeys;
 	bool		multi;			/* a run of this query id returned >= 2 rows */
+	int			single_runs;	/* runs of at most 1 row before any of >= 2 */
 	AttrNumber	max_attno;		/* deform up to this column */
 	int16		attno[CAPTURE_MAX_KEYS];	/* 0-based */
 	uint8		kind[CAPTURE_MAX_KEYS];
@@ -484,6 +491,7 @@ column_plan(uint64 queryid, TupleDesc desc)
 	p->natts = desc->natts;
 	p->nkeys = 0;
 	p->multi = false;
+	p->single_runs = 0;
 	p->max_attno = 0;
 	for (int i = 0; i < desc->natts && p->nkeys < CAPTURE_MAX_KEYS; i++)
 	{
@@ -743,8 +751,13 @@ DestReceiver *
 n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 {
 	CaptureReceiver *r = NULL;
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+	ColumnPlan *p = &plans[queryid % PLAN_SLOTS];
 
 	if (queryDesc->operation != CMD_SELECT && !queryDesc->plannedstmt->hasReturning)
+		return NULL;
+	/* a point lookup: never more than 1 row in its first runs (see n1_capture_take) */
+	if (p->queryid == queryid && p->single_runs >= CAPTURE_SINGLE_RUNS && !p->multi && !fetch)
 		return NULL;
 	for (int i = 0; i < CAPTURE_DEPTH; i++)
 	{
@@ -763,7 +776,8 @@ n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 	r->subid = GetCurrentSubTransactionId();
 	r->query_desc = queryDesc;
 	r->buffer = n_claimed > 0 ? buffer_for(queryDesc, false) : NULL;
-	r->queryid = queryDesc->plannedstmt->queryId;
+	r->queryid = queryid;
+	r->plan = NULL;
 	r->rows = 0;
 	r->eager = fetch;
 	r->n_stash = -1;
@@ -780,6 +794,8 @@ n1_capture_end(QueryDesc *queryDesc, DestReceiver *capture)
 	if (queryDesc->dest == capture)
 		queryDesc->dest = r->inner;
 	r->inner = NULL;
+	if (r->rows <= 1 && r->plan != NULL && !r->plan->multi)
+		r->plan->single_runs++;
 }
 
 /*
@@ -796,6 +812,15 @@ n1_capture_take(const QueryDesc *queryDesc, const uint64 **values, bool release)
 	int			n;
 
 	*values = NULL;
+	/* a run of 2 rows or more, wrapped or not: wrap this query id from now on */
+	if (unlikely(release && queryDesc->estate != NULL && queryDesc->estate->es_processed >= 2))
+	{
+		uint64		queryid = queryDesc->plannedstmt->queryId;
+		ColumnPlan *p = &plans[queryid % PLAN_SLOTS];
+
+		if (p->queryid == queryid)
+			p->multi = true;
+	}
 	/* none: no row 2 came, or no buffer was free (the detector needs values only from row 2) */
 	if (likely(n_claimed == 0) || (b = buffer_for(queryDesc, false)) == NULL)
 		return N1_VALUES_UNKNOWN;
