@@ -53,7 +53,7 @@
  * Memory is fixed: everything lives inside N1Detector, which the caller
  * allocates once; no function allocates.  Per query of the unit:
  * 2048 bits of result filter (256 bytes) and 16 parameter values; about
- * 50 KB for the whole N1Detector.
+ * 55 KB for the whole N1Detector (25 KB before values).
  */
 #ifndef N1DETECT_DETECTOR_H
 #define N1DETECT_DETECTOR_H
