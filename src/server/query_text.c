@@ -53,7 +53,7 @@ typedef struct CachedText
 	uint64		canonical_id;	/* first query id seen with the same normalized text */
 	uint64		last_used;
 	int			constants_offset;	/* first constant, from the statement start; -1: none */
-	char	   *text;			/* its slot of N1_QUERY_TEXT_LEN bytes in the store */
+	/* its text: the store's slot of the same index (entry_text), 32 bytes an entry */
 } CachedText;
 
 /* The whole cache: allocated once, never grown (1 MB of texts, 32 KB of index). */
@@ -127,7 +127,6 @@ cache_get(void)
 			{
 				c->sets[s][w].queryid = 0;
 				c->sets[s][w].last_used = 0;
-				c->sets[s][w].text = c->store[s * N1_TEXT_CACHE_WAYS + w];
 			}
 		cache = c;
 	}
@@ -150,6 +149,13 @@ canonical_for(uint64 queryid, const char *text)
 		e->queryid = queryid;
 	}
 	return e->queryid;
+}
+
+/* The text of an entry: the store's slot with the entry's index. */
+static inline char *
+entry_text(const CachedText *e)
+{
+	return cache->store[e - &cache->sets[0][0]];
 }
 
 /*
@@ -175,7 +181,7 @@ cache_store(uint64 queryid, const char *text, int constants_offset,
 		n1_texts_evicted++;		/* shown in n1_info */
 	victim->queryid = queryid;
 	victim->canonical_id = canonical_id;
-	strlcpy(victim->text, text, N1_QUERY_TEXT_LEN);
+	strlcpy(entry_text(victim), text, N1_QUERY_TEXT_LEN);
 	victim->constants_offset = constants_offset;
 	victim->last_used = ++cache->clock;
 }
@@ -495,7 +501,7 @@ n1_query_text_lookup(uint64 queryid)
 {
 	CachedText *hit = cache_find(queryid);
 
-	return hit ? hit->text : NULL;
+	return hit ? entry_text(hit) : NULL;
 }
 
 /*
