@@ -41,6 +41,7 @@ extern int	n1_action_kinds;	/* bitmask of (1 << N1Kind) */
 extern int	n1_max_offenders;
 extern int	n1_max_bursts;
 extern bool n1_save;
+extern bool n1_strict;
 
 #ifdef USE_ASSERT_CHECKING
 /*
@@ -68,8 +69,8 @@ extern bool n1_debug_stop_armed;
 #define N1_SAMPLE_LEN 128
 /* Recent statements kept in each backend's slot. */
 #define N1_SLOT_EVENTS 16
-/* Bursts in progress that a backend's slot shows to readers. */
-#define N1_SLOT_BURSTS 8
+/* Bursts in progress that a backend's slot shows to readers: all of them. */
+#define N1_SLOT_BURSTS N1_UNIT_MAX_BURSTS
 
 /* ---- shared state (offenders.c) ---- */
 
@@ -268,6 +269,17 @@ n1_slot_publish_counters(N1BackendSlot *slot, const N1Detector *detector)
 extern void n1_recorder_install_hooks(void);
 extern void n1_mark_own_statement(void);
 
+/* ---- values that prove parents (result_capture.c) ---- */
+
+struct QueryDesc;
+struct _DestReceiver;
+extern void n1_capture_init(void);
+extern int	n1_capture_param_values(void *queryDesc, uint64_t *out);
+extern struct _DestReceiver *n1_capture_begin(struct QueryDesc *queryDesc, bool fetch);
+extern void n1_capture_end(struct QueryDesc *queryDesc, struct _DestReceiver *capture);
+extern int	n1_capture_take(const struct QueryDesc *queryDesc, const uint64 **values,
+							bool release);
+
 /* ---- samples and action messages (burst_report.c) ---- */
 
 struct QueryDesc;
@@ -285,6 +297,7 @@ extern void n1_query_text_remember_source(uint64 queryid, const char *query,
 										  int query_loc, int query_len);
 extern const char *n1_query_text_lookup(uint64 queryid);
 extern int	n1_query_constants_offset(uint64 queryid);
+extern uint64 n1_query_canonical_id(uint64 queryid);
 extern void n1_query_literals(const char *sql, int loc, int len, char *out, int outlen);
 
 /* ---- persistence (persistence.c) ---- */
