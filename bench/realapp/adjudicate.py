@@ -7,6 +7,8 @@ N, parent accuracy, per page and in total, per configuration, and a list of
 what was missed and why.  It reads traces only: no database, no server.
 
 Usage: adjudicate.py LABEL=TRACE.json [LABEL=TRACE.json ...] > results.txt
+       adjudicate.py --json LABEL=TRACE.json   (totals and truth per page, for
+                                                test/t/150_realapp_hyperkitty.pl)
 """
 import collections
 import json
@@ -395,7 +397,25 @@ def parse_ms(s):
 
 
 # ---------------------------------------------------------------- report
+def summary_json(label, trace):
+    total, lines = score_run(label, trace, None, False)[:2]
+    pages = []
+    for page, pt, pats, rows in lines:
+        pages.append({
+            "name": page["name"], "status": page["status"],
+            "truth": [{"kind": p.kind, "n": p.n, "query": p.norm, "site": p.site,
+                       "parent": getattr(p, "parent_norm", None)} for p in pats],
+            "rows": [{"kind": r["kind"], "query": r["norm"], "parent": r.get("pnorm"),
+                      "max_calls": r["max_calls"], "verdict": r.get("verdict")} for r in rows]})
+    return {"total": dict(total.c), "pages": pages}
+
+
 def main():
+    if sys.argv[1:2] == ["--json"]:
+        label, path = sys.argv[2].split("=", 1)
+        with open(path) as f:
+            print(json.dumps(summary_json(label, json.load(f)), indent=1))
+        return
     runs = []
     for arg in sys.argv[1:]:
         label, path = arg.split("=", 1)

@@ -223,34 +223,33 @@ def pick_data():
     lists = [ml.name for ml in MailingList.objects.order_by("name")]
     lists = sorted(lists, key=lambda n: ["devel", "users", "announce", "packaging"].index(n.split("@")[0]))
     threads = Thread.objects.annotate(n=Count("emails")).order_by("-n", "thread_id")
+
+    def first(qs):      # the first match, or the longest thread (small archives)
+        return qs.distinct().order_by("-n", "thread_id").first() or threads[0]
     longest = threads[0]
-    tagged = (threads.filter(category__isnull=False, tags__isnull=False, n__gte=6)
-              .distinct().order_by("-n", "thread_id")[0])
-    attach = (threads.filter(emails__attachments__isnull=False, n__gte=4)
-              .distinct().order_by("-n", "thread_id")[0])
-    short = threads.filter(n=3).order_by("thread_id")[0]
+    tagged = first(threads.filter(category__isnull=False, tags__isnull=False, n__gte=6))
+    attach = first(threads.filter(emails__attachments__isnull=False, n__gte=4))
+    short = first(threads.filter(n=3))
     th = [(t.mailinglist.name, t.thread_id) for t in (longest, tagged, attach, short)]
-    busiest = (Email.objects.filter(mailinglist__name=lists[0]).values("thread__date_active")
-               .order_by("-thread__date_active"))
     months = []
     for name in (lists[0], lists[3], lists[1]):
-        d = (Email.objects.filter(mailinglist__name=name).values_list("date", flat=True)
-             .order_by("-date")[40])
+        dates = Email.objects.filter(mailinglist__name=name).values_list("date", flat=True).order_by("-date")
+        d = dates[min(40, dates.count() - 1)]
         months.append("%d/%02d" % (d.year, d.month))
     msgs = []
-    for e in (Email.objects.filter(thread__thread_id=th[1][1], parent__isnull=False)
-              .order_by("date")[:1]):
-        msgs.append((e.mailinglist.name, e.message_id_hash))
-    for e in (Email.objects.filter(thread__thread_id=th[2][1], attachments__isnull=False)
-              .order_by("date")[:1]):
+    for e in ((Email.objects.filter(thread__thread_id=th[1][1], parent__isnull=False)
+               .order_by("date").first()),
+              (Email.objects.filter(thread__thread_id=th[2][1], attachments__isnull=False)
+               .order_by("date").first()
+               or Email.objects.filter(attachments__isnull=False).order_by("date").first())):
         msgs.append((e.mailinglist.name, e.message_id_hash))
     senders = [s["sender__mailman_id"] for s in
                Email.objects.filter(sender__mailman_id__isnull=False)
                .values("sender__mailman_id").annotate(n=Count("id"))
                .order_by("-n", "sender__mailman_id")[:2]]
-    d = Email.objects.filter(mailinglist__name=lists[3]).order_by("-date")[30].date
+    dates = Email.objects.filter(mailinglist__name=lists[3]).order_by("-date")
+    d = dates[min(30, dates.count() - 1)].date
     export = (d.strftime("%Y-%m-01"), (d + datetime.timedelta(days=31)).strftime("%Y-%m-01"))
-    del busiest
     return {"lists": lists, "threads": th, "months": months, "messages": msgs,
             "senders": senders, "export": export}
 
