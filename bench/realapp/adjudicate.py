@@ -268,7 +268,9 @@ class Tally:
         return self.c[k]
 
     def add(self, other):
+        gap = max(self.c["max_gap_ms"], other.c["max_gap_ms"])
         self.c.update(other.c)
+        self.c["max_gap_ms"] = gap
 
 
 def pct(a, b):
@@ -304,6 +306,9 @@ def score_run(label, trace, out, detail):
 
         t.c["pages"] = 1
         t.c["queries"] = len(qs)
+        idle = max([(qs[j + 1]["t0"] - qs[j]["t1"]) * 1000 for j in range(len(qs) - 1)] or [0])
+        t.c["pages_gap100"] = 1 if idle > 100 else 0
+        t.c["max_gap_ms"] = int(idle)
         t.c["truth"] = len(nplus)
         t.c["truth5"] = sum(1 for p in nplus if p.n >= 5)
         t.c["truth24"] = sum(1 for p in nplus if p.n < 5)
@@ -430,6 +435,8 @@ def main():
           "loops without a data parent: %d; duplicate groups: %d"
           % (total0["pages"], total0["queries"], total0["truth"], total0["truth5"],
              total0["truth24"], total0["tloops"], total0["tdups"]))
+    print("  idle time between two queries of one page (client side): over 100 ms on %d pages, "
+          "longest %d ms" % (total0["pages_gap100"], total0["max_gap_ms"]))
     tb_prec_d = total0["tb_similar"]
     print("  django-debug-toolbar (SQL panel 'similar' groups, same queries): %d groups, "
           "precision %s, recall %s (N >= 5: %s, N 2-4: %s), no parents; 'duplicated' groups: %d"
@@ -488,18 +495,19 @@ def main():
         print("Configuration %s (min_calls=%d, max_gap=%s, pause between pages %.0f ms, options %r)"
               % (label, min_calls, trace["app_settings"].get("max_gap"), trace["pause_ms"],
                  trace.get("options")))
-        print("%-3s %-38s %5s | %3s %3s %3s %3s | %3s %4s %3s | %3s %3s %4s | %3s %3s"
-              % ("#", "page", "qrys", "T>5", "T<5", "Tlp", "Tdp", "np", "loop", "dup",
+        print("%-3s %-38s %5s %5s | %3s %3s %3s %3s | %3s %4s %3s | %3s %3s %4s | %3s %3s"
+              % ("#", "page", "qrys", "gap", "T>5", "T<5", "Tlp", "Tdp", "np", "loop", "dup",
                  "TP", "FP", "par", "tbS", "tbD"))
         for page, pt, pats, rows in lines:
             tp = pt["tp_n_plus_one"] + pt["tp_loop"]
             fp = pt["fp_n_plus_one"] + pt["fp_loop"]
-            print("%-3d %-38s %5d | %3d %3d %3d %3d | %3d %4d %3d | %3d %3d %2d/%-2d| %3d %3d"
-                  % (page["n"], page["name"][:38], pt["queries"], pt["truth5"], pt["truth24"],
+            print("%-3d %-38s %5d %5d | %3d %3d %3d %3d | %3d %4d %3d | %3d %3d %2d/%-2d| %3d %3d"
+                  % (page["n"], page["name"][:38], pt["queries"], pt["max_gap_ms"], pt["truth5"], pt["truth24"],
                      pt["tloops"], pt["tdups"], pt["rows_np"], pt["rows_loop"], pt["rows_dup"],
                      tp, fp, pt["parent_ok"], pt["tp_n_plus_one"], pt["tb_similar"],
                      pt["tb_dup"]))
-        print("  T>5/T<5: truth N+1 patterns with N >= 5 / N 2-4; Tlp: loops without a data parent;"
+        print("  gap: longest idle time between two queries, ms (client side);"
+              " T>5/T<5: truth N+1 patterns with N >= 5 / N 2-4; Tlp: loops without a data parent;"
               " Tdp: duplicate groups; np/loop/dup: n1detect rows; TP/FP: n_plus_one+loop rows;"
               " par: right parents / n_plus_one TPs; tbS/tbD: toolbar similar/duplicated groups")
         if label == results[0][0] or detail_all:
