@@ -305,6 +305,8 @@ def score_run(label, trace, out, detail):
             return r["norm"] == p.norm
 
         t.c["pages"] = 1
+        t.c["bursts_dropped"] = int(page["info"].get("bursts_dropped") or 0)
+        t.c["queries_evicted"] = int(page["info"].get("queries_evicted") or 0)
         t.c["queries"] = len(qs)
         idle = max([(qs[j + 1]["t0"] - qs[j]["t1"]) * 1000 for j in range(len(qs) - 1)] or [0])
         t.c["pages_gap100"] = 1 if idle > 100 else 0
@@ -386,10 +388,13 @@ def why_missed(p, qs, rows, kinds, min_calls, max_gap_ms, page):
         why.append("pause of %.0f ms inside the loop" % inside)
     if before > max_gap_ms:
         why.append("pause of %.0f ms between parent and loop" % before)
+    info = page["info"]
+    if int(info.get("bursts_dropped") or 0) or int(info.get("queries_evicted") or 0):
+        why.append("n1_info: %s bursts dropped, %s queries evicted on this page"
+                   % (info.get("bursts_dropped"), info.get("queries_evicted")))
     if not why:
-        nrows = len(rows)
         why.append("not reported (%d rows on the page, bursts_total %s)"
-                   % (nrows, page["info"].get("bursts_total")))
+                   % (len(rows), info.get("bursts_total")))
     return "; ".join(why)
 
 
@@ -495,6 +500,8 @@ def main():
         print("Configuration %s (min_calls=%d, max_gap=%s, pause between pages %.0f ms, options %r)"
               % (label, min_calls, trace["app_settings"].get("max_gap"), trace["pause_ms"],
                  trace.get("options")))
+        print("n1_info over the pages: %d bursts dropped, %d queries evicted from a unit's table"
+              % (t["bursts_dropped"], t["queries_evicted"]))
         print("%-3s %-38s %5s %5s | %3s %3s %3s %3s | %3s %4s %3s | %3s %3s %4s | %3s %3s"
               % ("#", "page", "qrys", "gap", "T>5", "T<5", "Tlp", "Tdp", "np", "loop", "dup",
                  "TP", "FP", "par", "tbS", "tbD"))

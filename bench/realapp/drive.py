@@ -149,7 +149,6 @@ class Recorder:
                     rec["result"] = key_values(cur.description, rows)
                     if rows:
                         cur.scroll(0, mode="absolute")
-            rec["t2"] = time.monotonic()
             self.queries.append(rec)
 
 
@@ -219,7 +218,7 @@ def pages(data):
 def pick_data():
     """The objects the pages are about, chosen deterministically."""
     from django.db.models import Count
-    from hyperkitty.models import Email, MailingList, Sender, Thread
+    from hyperkitty.models import Email, MailingList, Thread
     lists = [ml.name for ml in MailingList.objects.order_by("name")]
     lists = sorted(lists, key=lambda n: ["devel", "users", "announce", "packaging"].index(n.split("@")[0]))
     threads = Thread.objects.annotate(n=Count("emails")).order_by("-n", "thread_id")
