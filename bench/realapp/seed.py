@@ -3,7 +3,8 @@ Seeds a HyperKitty archive for bench/realapp, deterministically (one seed,
 dates relative to today's midnight UTC), through HyperKitty's own code: every
 email goes through hyperkitty.lib.incoming.add_to_list, the path Mailman's
 archiver takes (threading by In-Reply-To/References, senders, attachments
-scrubbed by django_mailman3), then votes, tags, categories, favorites and last
+scrubbed by django_mailman3), thread order and depth as HyperKitty's
+periodic job computes them, then votes, tags, categories, favorites and last
 views through the models, and the whoosh search index is built.
 
 It owns the data only: it never reads n1detect and never drives pages.
@@ -142,6 +143,12 @@ def main():
                     msgs.append((mid, refs))
                     total_emails += 1
                     when = when + datetime.timedelta(minutes=rng.randint(5, 3000))
+
+        # thread order and depth, as HyperKitty's thread_order_depth job
+        # computes them (thread pages sort replies by them)
+        from hyperkitty.lib.analysis import compute_thread_order_and_depth
+        for th in Thread.objects.order_by("id"):
+            compute_thread_order_and_depth(th)
 
         # senders known to Mailman (user profile pages use mailman ids)
         for i, s in enumerate(Sender.objects.order_by("address")):
