@@ -256,7 +256,7 @@ def toolbar(qs):
             sim_groups.append((norm(raw), len(g), distinct))
     dup_groups = [(norm(k[1][0]), len(g)) for k, g in dups.items()
                   if g[0].get("duplicate_count", 0) >= 2]
-    return sim_groups, dup_groups, dbs["default"]
+    return sim_groups, dup_groups
 
 
 # ---------------------------------------------------------------- scoring
@@ -277,7 +277,7 @@ def pct(a, b):
     return "  -  " if b == 0 else "%4.0f%%" % (100.0 * a / b)
 
 
-def score_run(label, trace, out, detail):
+def score_run(trace):
     qids = trace.get("queryids", {})
     settings = trace.get("app_settings", {})
     max_gap_ms = parse_ms(settings.get("max_gap", "100ms"))
@@ -362,7 +362,7 @@ def score_run(label, trace, out, detail):
             else:
                 misses.append((page["name"], p, why_missed(p, qs, rows, kinds, min_calls, max_gap_ms, page)))
         # toolbar
-        sim, dg, _ = toolbar(qs)
+        sim, dg = toolbar(qs)
         t.c["tb_similar"] = len(sim)
         t.c["tb_dup"] = len(dg)
         sim_norms = {s[0] for s in sim}
@@ -407,8 +407,8 @@ def parse_ms(s):
 
 
 # ---------------------------------------------------------------- report
-def summary_json(label, trace):
-    total, lines = score_run(label, trace, None, False)[:2]
+def summary_json(trace):
+    total, lines = score_run(trace)[:2]
     pages = []
     for page, pt, pats, rows in lines:
         pages.append({
@@ -422,16 +422,16 @@ def summary_json(label, trace):
 
 def main():
     if sys.argv[1:2] == ["--json"]:
-        label, path = sys.argv[2].split("=", 1)
+        path = sys.argv[2].split("=", 1)[-1]
         with open(path) as f:
-            print(json.dumps(summary_json(label, json.load(f)), indent=1))
+            print(json.dumps(summary_json(json.load(f)), indent=1))
         return
     runs = []
     for arg in sys.argv[1:]:
         label, path = arg.split("=", 1)
         with open(path) as f:
             runs.append((label, json.load(f)))
-    results = [(label, trace) + score_run(label, trace, None, True) for label, trace in runs]
+    results = [(label, trace) + score_run(trace) for label, trace in runs]
 
     first = results[0]
     total0 = first[2]
@@ -517,7 +517,7 @@ def main():
               " T>5/T<5: truth N+1 patterns with N >= 5 / N 2-4; Tlp: loops without a data parent;"
               " Tdp: duplicate groups; np/loop/dup: n1detect rows; TP/FP: n_plus_one+loop rows;"
               " par: right parents / n_plus_one TPs; tbS/tbD: toolbar similar/duplicated groups")
-        if label == results[0][0] or detail_all:
+        if label == results[0][0]:
             print()
             print("Truth patterns of run %s (kind, N, distinct params, call site, query; parent):" % label)
             for page, pt, pats, rows in lines:
@@ -556,8 +556,6 @@ def main():
             print("        truth : %s" % short_sql(p.parent_norm))
             print("        n1    : %s" % short_sql(r["pnorm"] or "(none)"))
 
-
-detail_all = False
 
 if __name__ == "__main__":
     main()
