@@ -302,12 +302,15 @@ parse_timestamp(const char *p, size_t avail, bool with_zone, int64_t *us, int64_
 	}
 	if (with_zone && i < avail && p[i] == ' ')
 	{
+		/* a zone abbreviation ("UTC", "CEST") or a numeric one ("+03", "-0430") */
 		size_t		j = i + 1;
 
-		while (j < avail && ((p[j] >= 'A' && p[j] <= 'Z') || (p[j] >= 'a' && p[j] <= 'z') ||
-							 (p[j] >= '0' && p[j] <= '9') || p[j] == '+' || p[j] == '-' ||
-							 p[j] == ':' || p[j] == '/' || p[j] == '_'))
-			j++;
+		if (j < avail && (p[j] == '+' || p[j] == '-'))
+			for (j++; j < avail && p[j] >= '0' && p[j] <= '9'; j++)
+				;
+		else
+			while (j < avail && ((p[j] >= 'A' && p[j] <= 'Z') || (p[j] >= 'a' && p[j] <= 'z')))
+				j++;
 		if (j > i + 1)
 			i = j;
 	}

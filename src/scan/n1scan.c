@@ -50,6 +50,7 @@ typedef struct Session
 	char		vxid[32];
 	int			vxid_stmts;
 	char		trace[40];
+	uint64_t	last_key;		/* key of the latest statement (for a later "duration:" line) */
 	/* the open unit: where each query was first seen, and burst samples */
 	int			nq;
 	uint64_t	qkeys[UNIT_QUERIES];
@@ -140,6 +141,17 @@ log_qid(uint64_t key)
 	QidSlot    *q = &S.qids[key & (QID_SLOTS - 1)];
 
 	return q->key == key ? q->qid : 0;
+}
+
+static void
+remember_qid(uint64_t key, int64_t qid)
+{
+	QidSlot    *q = &S.qids[key & (QID_SLOTS - 1)];
+
+	if (key == 0 || qid == 0)
+		return;
+	q->key = key;
+	q->qid = qid;
 }
 
 static void
@@ -351,15 +363,11 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 	}
 	else
 		st.param_hash = nr.param_hash;
-	if (e->has_query_id && nr.key != 0)
-	{
-		QidSlot    *q = &S.qids[nr.key & (QID_SLOTS - 1)];
-
-		q->key = nr.key;
-		q->qid = e->query_id;
-	}
+	if (e->has_query_id)
+		remember_qid(nr.key, e->query_id);
 	n1_detector_statement(&s->det, &st, &res);
 	s->last_ts = e->ts_us;
+	s->last_key = nr.key;
 	if (res.unit_started)
 		s->nq = 0;
 	if (nr.key != 0)
@@ -422,6 +430,16 @@ entry(LogEntry *e, void *arg)
 		dur = duration(&m);
 		if (dur < 0)
 			return;
+		if (*m == '\0')
+		{
+			/*
+			 * A bare "duration:" line: its statement was logged before it ran
+			 * (log_statement), without a query id; the id comes now.
+			 */
+			if (e->has_query_id && (s = session_get(e, false)) != NULL)
+				remember_qid(s->last_key, e->query_id);
+			return;
+		}
 	}
 	if (starts(m, "statement: "))
 	{
@@ -807,6 +825,9 @@ main(int argc, char **argv)
 	for (int i = optind; i < argc && !n1scan_stop; i++)
 		if (!read_log(argv[i], &ropt, entry, NULL, &rst))
 			rc = 2;
+	/* nothing readable at all (an unknown prefix, not a log): a failure */
+	if (rst.bad_lines > 0 && rst.entries == 0)
+		rc = 2;
 	/* the end of the input ends every open unit */
 	while (S.lru_head)
 		session_drop(S.lru_head, N1_END_EXIT);
