@@ -57,6 +57,13 @@ $node->safe_psql('postgres', "BEGIN;\n" . ("SELECT title FROM books WHERE id = 7
 $node->safe_psql('postgres', "BEGIN;\nSELECT id, author_id FROM books WHERE id BETWEEN 31 AND 34 ORDER BY id;\n"
 	. join('', map { "SELECT title FROM books WHERE author_id = $_ ORDER BY id;\n" } 32 .. 35) . "COMMIT;\n");
 
+# "= $1", "IN (...)" and "= ANY(...)" share a libpg_query fingerprint: 3 calls
+# of each in one unit must not add up to a burst of 6 (n1scan keys on the shape too)
+$node->safe_psql('postgres', "BEGIN;\nSELECT id, author_id FROM books WHERE id BETWEEN 61 AND 66 ORDER BY id;\n"
+	. join('', map { "SELECT id, name FROM authors WHERE id = $_;\n" } 62 .. 64)
+	. join('', map { "SELECT id, name FROM authors WHERE id IN ($_, 1);\n" } 65 .. 67)
+	. join('', map { "SELECT id, name FROM authors WHERE id = ANY('{$_,1}'::int[]);\n" } 68 .. 70) . "COMMIT;\n");
+
 # extended protocol: pgbench -M prepared, the children's ids from the list's rows
 my $script = $node->basedir . '/nplus1.sql';
 open(my $fh, '>', $script) or die;
@@ -111,6 +118,9 @@ sub rows_of
 	return map { "$_->{kind} | $_->{query} | " . ($_->{parent_query} // '-') } @$rows;
 }
 
+my $tmp = PostgreSQL::Test::Utils::tempdir;
+sub write_file { my ($path, $data) = @_; open(my $o, '>', $path) or die; binmode $o; print $o $data; close $o; }
+
 my %reports;
 for my $f ('scan.log', 'scan.csv', 'scan.json')
 {
@@ -126,6 +136,7 @@ for my $f ('scan.log', 'scan.csv', 'scan.json')
 	ok(!(grep { /IN \(|ANY\(/ } @rows), "$f: nothing for the fixed pages");
 	ok((grep { /^duplicate \| SELECT title FROM books WHERE id = \$1 \| -$/ } @rows), "$f: the duplicate");
 	ok(!(grep { /author_id = \$1 ORDER BY id/ } @rows), "$f: nothing for a loop under min_calls");
+	ok(!(grep { /SELECT id, name FROM authors/ } @rows), "$f: = \$1, IN (...) and = ANY(...) are three queries");
 	my $rows = decode_json($out);
 	my ($lit) = grep { $_->{kind} eq 'n_plus_one' && $_->{parent_query} =~ /AND \$2 ORDER/ } @$rows;
 	is_deeply([ sort keys %$lit ], [ sort qw(kind query parent_query queryid parent_queryid fingerprint bursts calls
@@ -148,6 +159,36 @@ for my $f ('scan.log', 'scan.csv', 'scan.json')
 is($reports{'scan.csv'}, $reports{'scan.log'}, 'csvlog and stderr give the same report');
 is($reports{'scan.json'}, $reports{'scan.log'}, 'jsonlog and stderr give the same report');
 
+# unit boundaries n1scan sees in the statements: a new traceparent in the
+# comment, a change of application_name (autocommit, one session, no gap)
+my $loop = sub {
+	my ($tag) = @_;
+	return join('', map { "SELECT name FROM authors WHERE id = $_ " . $tag->($_) . ";\n" } 72 .. 77);
+};
+my $tp = sub { my $t = $_[0] < 75 ? 'a' : 'b'; "/*traceparent='00-" . ($t x 32) . "-" . ('1' x 16) . "-01'*/" };
+write_file("$tmp/trace.sql", "SELECT id, author_id FROM books WHERE id BETWEEN 71 AND 76 ORDER BY id;\n" . $loop->($tp));
+write_file("$tmp/notrace.sql", "SELECT id, author_id FROM books WHERE id BETWEEN 71 AND 76 ORDER BY id;\n" . $loop->(sub { '' }));
+write_file("$tmp/app.sql", "SELECT id, author_id FROM books WHERE id BETWEEN 71 AND 76 ORDER BY id;\n"
+	. join('', map { ($_ == 75 ? "SET application_name = 'other';\n" : '') . "SELECT name FROM authors WHERE id = $_;\n" } 72 .. 77));
+$node->append_conf('postgresql.conf', "log_filename = 'units.log'\n");
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('log_filename') = 'units.log'") or die;
+for my $sql ('notrace', 'trace', 'app')
+{
+	$node->command_ok([ 'psql', '-X', '-q', '-f', "$tmp/$sql.sql", '-d', $connstr ], "$sql unit runs");
+}
+$node->safe_psql('postgres', "SELECT 'n1scan units marker'");
+for (1 .. 300)
+{
+	last if -f "$logdir/units.log" && slurp_file("$logdir/units.log") =~ /n1scan units marker/;
+	select(undef, undef, undef, 0.1);
+}
+my (undef, $units) = scan($asan, "--prefix=$prefix", '--max-gap=600000', '--min-calls=4', '--format=json', "$logdir/units.log");
+my @units = grep { /authors WHERE id = \$1/ } rows_of($units);
+is(scalar(@units), 1, 'one N+1 in the three sessions: a new traceparent and a new application_name end the unit');
+like($units[0], qr/^n_plus_one \| SELECT name FROM authors WHERE id = \$1 \| SELECT id, author_id FROM books/, 'the session without either');
+is(decode_json($units)->[0]{calls}, 6, 'with its 6 calls');
+
 # --fail-on
 my ($rc) = scan($n1scan, '--quiet', '--fail-on=n_plus_one', "$logdir/scan.csv");
 is($rc, 1, '--fail-on=n_plus_one: exit 1 when an N+1 is found');
@@ -158,7 +199,6 @@ is($rc, 2, 'an unknown kind is a usage error');
 like($err, qr/unknown kind "bogus"/, 'and says so');
 
 # gzip and standard input
-my $tmp = PostgreSQL::Test::Utils::tempdir;
 copy("$logdir/scan.csv", "$tmp/scan.csv") or die;
 system('gzip', '-k', "$tmp/scan.csv") == 0 or die;
 (undef, my $gz) = scan($n1scan, '--format=json', "$tmp/scan.csv.gz");
@@ -193,7 +233,6 @@ for my $name (sort keys %providers)
 # broken input
 my $good = slurp_file("$logdir/scan.log");
 my @good = split /\n/, $good;
-sub write_file { my ($path, $data) = @_; open(my $o, '>', $path) or die; binmode $o; print $o $data; close $o; }
 
 # truncated lines: every statement line cut in half in the first half of the file, the file cut mid-line
 my $cut = join("\n", map { $_ < @good / 2 && $good[$_] =~ /statement: / ? substr($good[$_], 0, length($good[$_]) / 2) : $good[$_] } 0 .. $#good);
