@@ -591,6 +591,7 @@ static const char *const known_prefixes[] = {
 	"%m [%p] %q%u@%d %a ",
 	"%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",	/* pgbadger's advice */
 	"%t [%p]: [%l-1] ",
+	"%m [%p]: [%l-1] db=%d,user=%u ",	/* Cloud SQL's text payload */
 	"%t [%p]: ",
 	"%m:%r:%u@%d:[%p]:",
 	"%m-%c-",

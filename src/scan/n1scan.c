@@ -114,6 +114,7 @@ static struct
 	QidSlot    *qids;
 	/* counters */
 	uint64_t	statements;
+	uint64_t	unknown_params; /* calls with $n but no logged values */
 	uint64_t	sessions_evicted_active;
 	uint64_t	sessions_seen;
 	const char *cur_file;
@@ -360,6 +361,16 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 	{
 		st.param_hash = norm_param_hash(params, params_len);
 		snprintf(nr.sample, sizeof(nr.sample), "%.*s", (int) (params_len < NORM_MAX_SAMPLE ? params_len : NORM_MAX_SAMPLE - 1), params);
+	}
+	else if (nr.placeholders)
+	{
+		/*
+		 * Bound values not logged (log_parameter_max_length = 0, or a
+		 * message without its DETAIL line): taken as distinct, so such a
+		 * loop is an N+1 or a loop, never a duplicate.
+		 */
+		st.param_hash = n1_hash_int((int64_t) ++S.unknown_params);
+		snprintf(nr.sample, sizeof(nr.sample), "(not logged)");
 	}
 	else
 		st.param_hash = nr.param_hash;

@@ -94,6 +94,7 @@ typedef struct Lex
 	char	   *sample;			/* literal constants as text, when wanted */
 	size_t		sample_len;
 	int			n_literals;
+	bool		placeholders;
 	char	   *trace_id;
 	/* state */
 	int			words;			/* word tokens seen */
@@ -245,6 +246,7 @@ lex(const char *p, size_t len, Lex *x)
 	x->shape = 0;
 	x->cls = STMT_OTHER;
 	x->n_literals = 0;
+	x->placeholders = false;
 	x->words = 0;
 	x->prev_word[0] = '\0';
 	x->after_open = 0;
@@ -334,6 +336,7 @@ lex(const char *p, size_t len, Lex *x)
 				if (x->after_open)
 					x->shape |= x->after_open == 1 ? SHAPE_IN_LIST : SHAPE_ANY;
 				x->after_open = 0;
+				x->placeholders = true;
 				emit(x, p + i, t - i);
 				i = t;
 				continue;
@@ -492,6 +495,7 @@ norm_statement(const char *text, size_t len, NormResult *out)
 	lex(text, len, &x);
 	out->cls = x.cls;
 	out->n_literals = x.n_literals;
+	out->placeholders = x.placeholders;
 	out->param_hash = 0;
 	nv = n1_scan_literals(text, (int) (len > 1 << 20 ? 1 << 20 : len), vals, 64);
 	for (int i = 0; i < nv; i++)

@@ -189,6 +189,25 @@ is(scalar(@units), 1, 'one N+1 in the three sessions: a new traceparent and a ne
 like($units[0], qr/^n_plus_one \| SELECT name FROM authors WHERE id = \$1 \| SELECT id, author_id FROM books/, 'the session without either');
 is(decode_json($units)->[0]{calls}, 6, 'with its 6 calls');
 
+# bound values not logged (log_parameter_max_length = 0): the prepared loop
+# is still an N+1, never a duplicate
+$node->append_conf('postgresql.conf', "log_parameter_max_length = 0\nlog_filename = 'noparams.log'\n");
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('log_filename') = 'noparams.log'") or die;
+$node->command_ok([ 'pgbench', '-n', '-M', 'prepared', '-t', '1', '-f', $script, $connstr ], 'pgbench without logged parameters');
+$node->safe_psql('postgres', "SELECT 'n1scan noparams marker'");
+for (1 .. 300)
+{
+	last if -f "$logdir/noparams.log" && slurp_file("$logdir/noparams.log") =~ /n1scan noparams marker/;
+	select(undef, undef, undef, 0.1);
+}
+my (undef, $noparams) = scan($asan, "--prefix=$prefix", '--format=json', "$logdir/noparams.log");
+is(join("\n", grep { /authors/ } rows_of($noparams)), 'n_plus_one | SELECT name FROM authors WHERE id = $1 | '
+	. 'SELECT id, author_id FROM books WHERE id BETWEEN $1 AND $2 + $3 ORDER BY id',
+	'parameters not logged: an N+1, not a duplicate');
+$node->append_conf('postgresql.conf', "log_parameter_max_length = -1\n");
+$node->reload;
+
 # --fail-on
 my ($rc) = scan($n1scan, '--quiet', '--fail-on=n_plus_one', "$logdir/scan.csv");
 is($rc, 1, '--fail-on=n_plus_one: exit 1 when an N+1 is found');
