@@ -408,16 +408,40 @@ copy_field(char *dst, size_t dstsize, const char *p, size_t n)
 	dst[n] = '\0';
 }
 
+static const char *const severities[] = {
+	"LOG", "ERROR", "FATAL", "PANIC", "WARNING", "NOTICE", "INFO", "DEBUG", "DEBUG1",
+	"DEBUG2", "DEBUG3", "DEBUG4", "DEBUG5", "DETAIL", "HINT", "CONTEXT", "STATEMENT",
+	"QUERY", "LOCATION", NULL
+};
+
+/* "SEVERITY:  " at p: its length (with the two spaces) or -1 */
+static long
+match_severity(const char *p, size_t avail, char *sev, size_t sevsize)
+{
+	size_t		n = span(p, avail, "ABCDEFGHIJKLMNOPQRSTUVWXYZ12345");
+
+	if (n == 0 || n + 3 > avail || p[n] != ':' || p[n + 1] != ' ' || p[n + 2] != ' ')
+		return -1;
+	for (int i = 0; severities[i]; i++)
+		if (strlen(severities[i]) == n && memcmp(severities[i], p, n) == 0)
+		{
+			copy_field(sev, sevsize, p, n);
+			return (long) n + 3;
+		}
+	return -1;
+}
+
 /*
- * Matches elements [0, upto) of the prefix at line; fills e; returns the
- * length matched or -1.
+ * Matches elements [k, upto) of the prefix at line + pos, then a severity;
+ * fills e; returns the offset of the message or -1.  A free-text element
+ * (%a, %u, %d, %r, %h, %b, %i) followed by a literal tries each occurrence of
+ * that literal in turn (backtracking), so an application_name with spaces
+ * still reads.
  */
 static long
-match_elems(const Prefix *px, int upto, const char *line, size_t len, LogEntry *e)
+match_elems(const Prefix *px, int k, int upto, const char *line, size_t len, size_t pos, LogEntry *e)
 {
-	size_t		pos = 0;
-
-	for (int k = 0; k < upto; k++)
+	for (; k < upto; k++)
 	{
 		const PrefixElem *el = &px->e[k];
 		const char *p = line + pos;
@@ -499,16 +523,29 @@ match_elems(const Prefix *px, int upto, const char *line, size_t len, LogEntry *
 				break;
 			default:
 				{
-					/* free text: up to the next literal (or the severity) */
+					/* free text: up to an occurrence of the next literal */
 					const PrefixElem *next = k + 1 < upto ? &px->e[k + 1] : NULL;
 					const char *stop;
 
 					if (next != NULL && next->esc == 0)
 					{
-						stop = memmem(p, avail, next->lit, next->litlen);
-						if (stop == NULL)
-							return -1;
-						n = stop - p;
+						const char *from = p;
+
+						while ((stop = memmem(from, line + len - from, next->lit, next->litlen)) != NULL)
+						{
+							long		r;
+
+							if (el->esc == 'a')
+							{
+								copy_field(e->app, sizeof(e->app), p, stop - p);
+								e->has_app = true;
+							}
+							r = match_elems(px, k + 1, upto, line, len, stop - line, e);
+							if (r >= 0)
+								return r;
+							from = stop + 1;
+						}
+						return -1;
 					}
 					else if (next == NULL)
 					{
@@ -532,48 +569,22 @@ match_elems(const Prefix *px, int upto, const char *line, size_t len, LogEntry *
 		}
 		pos += n;
 	}
-	return (long) pos;
-}
+	{
+		long		sl = match_severity(line + pos, len - pos, e->severity, sizeof(e->severity));
 
-static const char *const severities[] = {
-	"LOG", "ERROR", "FATAL", "PANIC", "WARNING", "NOTICE", "INFO", "DEBUG", "DEBUG1",
-	"DEBUG2", "DEBUG3", "DEBUG4", "DEBUG5", "DETAIL", "HINT", "CONTEXT", "STATEMENT",
-	"QUERY", "LOCATION", NULL
-};
-
-/* "SEVERITY:  " at p: its length (with the two spaces) or -1 */
-static long
-match_severity(const char *p, size_t avail, char *sev, size_t sevsize)
-{
-	size_t		n = span(p, avail, "ABCDEFGHIJKLMNOPQRSTUVWXYZ12345");
-
-	if (n == 0 || n + 3 > avail || p[n] != ':' || p[n + 1] != ' ' || p[n + 2] != ' ')
-		return -1;
-	for (int i = 0; severities[i]; i++)
-		if (strlen(severities[i]) == n && memcmp(severities[i], p, n) == 0)
-		{
-			copy_field(sev, sevsize, p, n);
-			return (long) n + 3;
-		}
-	return -1;
+		return sl < 0 ? -1 : (long) pos + sl;
+	}
 }
 
 /* prefix + severity; returns the offset of the message or -1 */
 static long
 match_line_q(const Prefix *px, const char *line, size_t len, LogEntry *e, bool allow_q)
 {
-	long		pos = match_elems(px, px->n, line, len, e);
-	long		s;
+	long		pos = match_elems(px, 0, px->n, line, len, 0, e);
 
-	if (pos >= 0 && (s = match_severity(line + pos, len - pos, e->severity, sizeof(e->severity))) > 0)
-		return pos + s;
-	if (allow_q && px->q_at >= 0)
-	{
-		pos = match_elems(px, px->q_at, line, len, e);
-		if (pos >= 0 && (s = match_severity(line + pos, len - pos, e->severity, sizeof(e->severity))) > 0)
-			return pos + s;
-	}
-	return -1;
+	if (pos < 0 && allow_q && px->q_at >= 0)
+		pos = match_elems(px, 0, px->q_at, line, len, 0, e);
+	return pos;
 }
 
 static long

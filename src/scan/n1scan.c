@@ -374,8 +374,8 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 	}
 	else
 		st.param_hash = nr.param_hash;
-	if (e->has_query_id)
-		remember_qid(nr.key, e->query_id);
+	if (e->has_query_id && !nr.cursor)
+		remember_qid(nr.key, e->query_id);	/* (a DECLARE's id is not its query's) */
 	n1_detector_statement(&s->det, &st, &res);
 	s->last_ts = e->ts_us;
 	s->last_key = nr.key;

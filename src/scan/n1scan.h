@@ -113,6 +113,7 @@ typedef struct NormResult
 	uint64_t	param_hash;		/* literal constants of the text (0 if none) */
 	int			n_literals;
 	bool		placeholders;	/* the text has $n parameters */
+	bool		cursor;			/* DECLARE CURSOR: key, values of its query */
 	char		sample[NORM_MAX_SAMPLE];	/* the literal constants, as text */
 	char		trace_id[40];	/* traceparent's trace id in a comment, or "" */
 } NormResult;

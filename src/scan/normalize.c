@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <pg_query.h>
 
@@ -96,6 +97,10 @@ typedef struct Lex
 	int			n_literals;
 	bool		placeholders;
 	char	   *trace_id;
+	/* DECLARE ... CURSOR ... FOR <query>: where the query starts */
+	bool		declare;
+	bool		cursor;
+	size_t		cursor_query;
 	/* state */
 	int			words;			/* word tokens seen */
 	char		prev_word[12];	/* last word token, lowercased, if short */
@@ -247,6 +252,8 @@ lex(const char *p, size_t len, Lex *x)
 	x->cls = STMT_OTHER;
 	x->n_literals = 0;
 	x->placeholders = false;
+	x->declare = x->cursor = false;
+	x->cursor_query = 0;
 	x->words = 0;
 	x->prev_word[0] = '\0';
 	x->after_open = 0;
@@ -385,6 +392,13 @@ lex(const char *p, size_t len, Lex *x)
 			while (i < len && is_word_char(p[i]))
 				i++;
 			word(x, p + start, i - start);
+			if (x->words == 1 && i - start == 7 && strncasecmp(p + start, "declare", 7) == 0)
+				x->declare = true;
+			else if (x->declare && i - start == 6 && strncasecmp(p + start, "cursor", 6) == 0)
+				x->cursor = true;
+			else if (x->cursor && x->cursor_query == 0 && i - start == 3 &&
+					 strncasecmp(p + start, "for", 3) == 0)
+				x->cursor_query = i;
 		}
 		else
 		{
@@ -428,7 +442,9 @@ keep_text(const char *p, size_t n)
 {
 	char	   *t;
 
-	/* the statement's own text: no trailing semicolon or space */
+	/* the statement's own text: no leading space, no trailing semicolon or space */
+	while (n > 0 && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'))
+		p++, n--;
 	while (n > 0 && (p[n - 1] == ';' || p[n - 1] == ' ' || p[n - 1] == '\n' || p[n - 1] == '\t' || p[n - 1] == '\r'))
 		n--;
 	if (n > MAX_TEXT_KEPT)
@@ -490,6 +506,7 @@ norm_statement(const char *text, size_t len, NormResult *out)
 	int			nv;
 
 	st.statements++;
+	out->cursor = false;
 	x.sample = out->sample;
 	x.trace_id = out->trace_id;
 	lex(text, len, &x);
@@ -500,6 +517,18 @@ norm_statement(const char *text, size_t len, NormResult *out)
 	nv = n1_scan_literals(text, (int) (len > 1 << 20 ? 1 << 20 : len), vals, 64);
 	for (int i = 0; i < nv; i++)
 		out->param_hash = n1_hash_mix(out->param_hash * 31 + vals[i]);
+	if (x.cls != STMT_TRACKED && x.cursor_query > 0 && x.cursor_query < len)
+	{
+		/*
+		 * DECLARE ... CURSOR FOR <query>: the query itself (so a loop over a
+		 * cursor's rows has it as parent, as in the extension); its FETCHes
+		 * are activity only.
+		 */
+		st.statements--;
+		norm_statement(text + x.cursor_query, len - x.cursor_query, out);
+		out->cursor = true;
+		return;
+	}
 	if (x.cls != STMT_TRACKED)
 	{
 		out->key = 0;
