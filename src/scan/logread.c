@@ -83,6 +83,8 @@ typedef struct LineReader
 	size_t		end;
 	bool		eof;
 	bool		follow;
+	bool		drained;		/* --follow after a stop: the last read is done */
+	bool		old_drained;	/* --follow: rotated file read to its end */
 	ino_t		ino;
 	long		lineno;
 	size_t		max_line;
@@ -119,18 +121,40 @@ lr_wait(LineReader *lr)
 {
 	struct stat st;
 
-	if (!lr->follow || n1scan_stop || strcmp(lr->path, "-") == 0)
+	if (!lr->follow || strcmp(lr->path, "-") == 0)
 		return false;
+	if (n1scan_stop)
+	{
+		/* stopped: one last read of what was written before, then the end */
+		if (lr->drained)
+			return false;
+		lr->drained = true;
+		gzclearerr(lr->gz);
+		return true;
+	}
 	usleep(200 * 1000);
 	if (stat(lr->path, &st) == 0 && st.st_ino != lr->ino)
 	{
+		/* rotated: read the rest of the old file, then open the new one */
+		if (!lr->old_drained)
+		{
+			lr->old_drained = true;
+			gzclearerr(lr->gz);
+			return true;
+		}
+		lr->old_drained = false;
 		gzclose(lr->gz);
+		lr->gz = NULL;
 		if (!lr_open(lr))
-			return !n1scan_stop;
+		{
+			fprintf(stderr, "n1scan: could not reopen \"%s\" after rotation: %s\n", lr->path, strerror(errno));
+			return false;
+		}
+		lr->lineno = 0;
 	}
 	else
 		gzclearerr(lr->gz);
-	return !n1scan_stop;
+	return true;				/* (a stop during the sleep: the next call drains) */
 }
 
 /*
@@ -1213,7 +1237,8 @@ read_log(const char *path, const ReaderOptions *opt, EntryHandler handler, void 
 		}
 		r.have_prefix = true;
 	}
-	while (!n1scan_stop && lr_next(&r.lr, &line, &len))
+	/* a stop (SIGINT, SIGTERM) ends a plain read at once; --follow reads what is there first */
+	while ((!n1scan_stop || opt->follow) && lr_next(&r.lr, &line, &len))
 	{
 		if (fmt == FMT_AUTO)
 			fmt = guess_format(path, line, len);
@@ -1239,7 +1264,8 @@ read_log(const char *path, const ReaderOptions *opt, EntryHandler handler, void 
 	if (r.record.len > 0)
 		bad_line(&r, r.record_line, "csvlog record truncated at the end of the file");
 	flush_entry(&r);
-	gzclose(r.lr.gz);
+	if (r.lr.gz)
+		gzclose(r.lr.gz);
 	free(r.lr.buf);
 	free(r.prefix.text);
 	buf_free(&r.record);

@@ -119,6 +119,7 @@ sub rows_of
 }
 
 my $tmp = PostgreSQL::Test::Utils::tempdir;
+my @good = split /\n/, slurp_file("$logdir/scan.log");
 sub write_file { my ($path, $data) = @_; open(my $o, '>', $path) or die; binmode $o; print $o $data; close $o; }
 
 my %reports;
@@ -208,6 +209,29 @@ is(join("\n", grep { /authors/ } rows_of($noparams)), 'n_plus_one | SELECT name 
 $node->append_conf('postgresql.conf', "log_parameter_max_length = -1\n");
 $node->reload;
 
+# --follow: a growing file is read until SIGTERM, then reported (what was
+# written before the signal is read first)
+write_file("$tmp/follow.log", '');
+my ($fout, $ferr) = ('', '');
+my $h = IPC::Run::start([ $asan, "--prefix=$prefix", '--follow', '--format=json', "$tmp/follow.log" ],
+	'<', \undef, '>', \$fout, '2>', \$ferr);
+my $fpid = $h->{KIDS}[0]{PID};
+my $opened = 0;
+for (1 .. 3000)
+{
+	$opened = grep { (readlink($_) // '') =~ /follow\.log$/ } glob("/proc/$fpid/fd/*");
+	last if $opened;
+	select(undef, undef, undef, 0.01);
+}
+ok($opened, '--follow: the file is open');
+open(my $fa, '>>', "$tmp/follow.log") or die;
+print $fa "$_\n" for @good;
+close $fa;
+$h->signal('TERM');
+$h->finish;
+is($h->result(0), 0, '--follow: exit 0 after SIGTERM') or diag($ferr);
+is(join("\n", sort grep { /^n_plus_one/ } rows_of($fout)), join("\n", sort @server_n1), '--follow: the N+1s appended to the file');
+
 # --fail-on
 my ($rc) = scan($n1scan, '--quiet', '--fail-on=n_plus_one', "$logdir/scan.csv");
 is($rc, 1, '--fail-on=n_plus_one: exit 1 when an N+1 is found');
@@ -250,8 +274,6 @@ for my $name (sort keys %providers)
 }
 
 # broken input
-my $good = slurp_file("$logdir/scan.log");
-my @good = split /\n/, $good;
 
 # truncated lines: every statement line cut in half in the first half of the file, the file cut mid-line
 my $cut = join("\n", map { $_ < @good / 2 && $good[$_] =~ /statement: / ? substr($good[$_], 0, length($good[$_]) / 2) : $good[$_] } 0 .. $#good);

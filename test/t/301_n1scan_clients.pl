@@ -117,6 +117,7 @@ for my $trap (qw(keyset same_shape health duplicate))
 			"psycopg trap $trap ($f): n1scan reports no N+1");
 	}
 }
-note("parents that differ (n1scan picks by timing, the extension by values):\n" . join("\n", @parent_differs))
-  if @parent_differs;
+# on these workloads the list is also the most recent multi-row query: the
+# timing rule names the parent the values rule proved
+is(join("\n", @parent_differs), '', 'n1scan names the parents the extension names (csvlog)');
 done_testing();
