@@ -1066,6 +1066,84 @@ json_string(const char **pp, const char *end, Buf *out)
 	return false;
 }
 
+/* skips a JSON value of any kind at *pp; false if malformed */
+static bool
+json_skip(const char **pp, const char *end)
+{
+	const char *p = *pp;
+	int			depth = 0;
+
+	while (p < end)
+	{
+		char		c = *p;
+
+		if (c == '"')
+		{
+			p++;
+			if (!json_string(&p, end, NULL))
+				return false;
+			if (depth == 0)
+				break;
+			continue;
+		}
+		if (c == '{' || c == '[')
+			depth++;
+		else if (c == '}' || c == ']')
+		{
+			if (depth == 0)
+				break;			/* the enclosing object ends: a scalar ended */
+			if (--depth == 0)
+			{
+				p++;
+				break;
+			}
+		}
+		else if (c == ',' && depth == 0)
+			break;
+		p++;
+	}
+	*pp = p;
+	return depth == 0;
+}
+
+/*
+ * A Cloud Logging entry (Cloud SQL's export: one JSON object a line): the
+ * top-level "textPayload", a stderr log line with Cloud SQL's prefix, into
+ * out; false if there is none.
+ */
+static bool
+json_text_payload(const char *p, const char *end, Buf *out)
+{
+	Buf			key = {0};
+	bool		found = false;
+
+	while (p < end && *p != '{')
+		p++;
+	p++;
+	while (p < end && !found)
+	{
+		while (p < end && (*p == ' ' || *p == ','))
+			p++;
+		if (p >= end || *p != '"')
+			break;
+		p++;
+		buf_reset(&key);
+		if (!json_string(&p, end, &key))
+			break;
+		while (p < end && (*p == ' ' || *p == ':'))
+			p++;
+		if (key.len == 11 && strcmp(key.data, "textPayload") == 0 && p < end && *p == '"')
+		{
+			p++;
+			found = json_string(&p, end, out);
+		}
+		else if (!json_skip(&p, end))
+			break;
+	}
+	buf_free(&key);
+	return found;
+}
+
 static void
 json_line(Reader *r, const char *line, size_t len)
 {
@@ -1085,6 +1163,27 @@ json_line(Reader *r, const char *line, size_t len)
 		bad_line(r, r->lr.lineno, "not a jsonlog object");
 		return;
 	}
+	if (memmem(p, end - p, "\"textPayload\"", 13) != NULL)
+	{
+		Buf			payload = {0};
+
+		if (json_text_payload(p, end, &payload))
+		{
+			/* its lines are stderr lines: DETAIL entries join theirs */
+			for (const char *q = payload.data, *qe = payload.data + payload.len; q < qe;)
+			{
+				const char *nl = memchr(q, '\n', qe - q);
+				size_t		n = nl ? (size_t) (nl - q) : (size_t) (qe - q);
+
+				stderr_line(r, q, n);
+				q += n + 1;
+			}
+			buf_free(&payload);
+			return;
+		}
+		buf_free(&payload);
+	}
+	flush_entry(r);
 	start_entry(r, r->lr.lineno);
 	e = &r->entry;
 	p++;
@@ -1125,7 +1224,11 @@ json_line(Reader *r, const char *line, size_t len)
 				break;
 		}
 		else if (*p == '{' || *p == '[')
-			break;				/* jsonlog is flat */
+		{
+			if (!json_skip(&p, end))
+				break;
+			continue;			/* (jsonlog is flat: nested values are not ours) */
+		}
 		else
 		{
 			while (p < end && *p != ',' && *p != '}')
@@ -1248,7 +1351,6 @@ read_log(const char *path, const ReaderOptions *opt, EntryHandler handler, void 
 				csv_line(&r, line, len);
 				break;
 			case FMT_JSON:
-				flush_entry(&r);
 				json_line(&r, line, len);
 				break;
 			default:

@@ -252,7 +252,8 @@ my $csv = slurp_file("$logdir/scan.csv");
 is(join("\n", sort grep { /^n_plus_one/ } rows_of($stdin)), join("\n", sort @server_n1), 'standard input');
 
 # the providers' prefixes, detected without --prefix
-my %providers = (debian => '%m [%p] %q%u@%d ', rds => '%t:%r:%u@%d:[%p]:', azure => '%t-%c-');
+my %providers = (debian => '%m [%p] %q%u@%d ', rds => '%t:%r:%u@%d:[%p]:', azure => '%t-%c-',
+	cloudsql => '%m [%p]: [%l-1] db=%d,user=%u ');
 for my $name (sort keys %providers)
 {
 	$node->append_conf('postgresql.conf', "log_line_prefix = '$providers{$name}'\nlog_filename = '$name.log'\n");
@@ -272,6 +273,19 @@ for my $name (sort keys %providers)
 	is(join("\n", @n1), 'n_plus_one | SELECT name FROM authors WHERE id = $1 | '
 		. 'SELECT id, author_id FROM books WHERE id BETWEEN $1 AND $2 ORDER BY id',
 		"$name prefix '$providers{$name}' detected, the N+1 found");
+	next unless $name eq 'cloudsql';
+	# Cloud SQL's export: Cloud Logging entries, one JSON object a line, the
+	# log line in textPayload
+	open(my $o, '>', "$tmp/cloudsql.json") or die;
+	print $o encode_json({ insertId => "i$_", logName => 'projects/p/logs/cloudsql.googleapis.com%2Fpostgres.log',
+		resource => { type => 'cloudsql_database', labels => { database_id => 'p:db', region => 'x' } },
+		severity => 'INFO', textPayload => $_, timestamp => '2026-12-06T02:00:00.123456Z' }) . "\n"
+	  for split /\n/, slurp_file("$logdir/$name.log");
+	close $o;
+	($rc, $out, $err) = scan($asan, '--format=json', "$tmp/cloudsql.json");
+	is($rc, 0, "Cloud SQL export: exit 0") or diag($err);
+	is(join("\n", grep { /^n_plus_one/ } rows_of($out)), 'n_plus_one | SELECT name FROM authors WHERE id = $1 | '
+		. 'SELECT id, author_id FROM books WHERE id BETWEEN $1 AND $2 ORDER BY id', 'Cloud SQL export: the N+1 found');
 }
 
 # broken input
