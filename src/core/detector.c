@@ -152,24 +152,32 @@ add_results(N1UnitQuery *q, const uint64_t *values, int n)
 static void
 add_values(N1UnitQuery *q, const N1Statement *stmt)
 {
+	uint64_t	lazy[N1_CALL_VALUES];
+	const uint64_t *values = stmt->values;
+	int			n = stmt->n_values;
 	int			i,
 				j;
 
-	if (stmt->n_values < 0)
+	if (n == N1_VALUES_UNKNOWN || (n == N1_VALUES_LAZY && stmt->fill_values == NULL))
 	{
 		q->values_unknown = true;
 		return;
 	}
 	if (q->values_full)
 		return;
-	q->val_calls++;
-	for (i = 0; i < stmt->n_values && i < N1_CALL_VALUES; i++)
+	if (n == N1_VALUES_LAZY)
 	{
-		uint64_t	v = stmt->values[i];
+		n = stmt->fill_values(stmt->fill_arg, lazy);
+		values = lazy;
+	}
+	q->val_calls++;
+	for (i = 0; i < n && i < N1_CALL_VALUES; i++)
+	{
+		uint64_t	v = values[i];
 
 		/* one value twice in a call counts once */
 		for (j = 0; j < i; j++)
-			if (stmt->values[j] == v)
+			if (values[j] == v)
 				break;
 		if (j < i)
 			continue;

@@ -53,7 +53,7 @@
  * Memory is fixed: everything lives inside N1Detector, which the caller
  * allocates once; no function allocates.  Per query of the unit:
  * 2048 bits of result filter (256 bytes) and 16 parameter values; about
- * 50 KB for the whole N1Detector.
+ * 55 KB for the whole N1Detector (25 KB before values).
  */
 #ifndef N1DETECT_DETECTOR_H
 #define N1DETECT_DETECTOR_H
@@ -82,6 +82,8 @@
 #define N1_RESULT_FILTER_MAX 256
 /* n_values / n_result_values of a front end that cannot see them. */
 #define N1_VALUES_UNKNOWN (-1)
+/* n_values: ask fill_values, only if the detector needs this call's values. */
+#define N1_VALUES_LAZY (-2)
 
 typedef enum N1Kind
 {
@@ -122,6 +124,14 @@ typedef struct N1Statement
 	 */
 	int			n_values;
 	uint64_t	values[N1_CALL_VALUES];
+	/*
+	 * With n_values = N1_VALUES_LAZY: writes the values (at most
+	 * N1_CALL_VALUES) and returns their number; called at most once, and not
+	 * at all once the query has all the values it keeps (its first
+	 * N1_QUERY_VALUES distinct ones), which is most calls of a long loop.
+	 */
+	int			(*fill_values) (void *arg, uint64_t *out);
+	void	   *fill_arg;
 	/*
 	 * Hashes of key-like values of the rows returned (any number, any
 	 * order, duplicates allowed), or n_result_values = N1_VALUES_UNKNOWN.

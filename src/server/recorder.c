@@ -96,7 +96,6 @@ static bool detector_ready = false;
 static LocalBurst local_bursts[N1_UNIT_MAX_BURSTS];
 static N1BackendSlot *slot = NULL;
 
-static const char *seen_application_name_ptr = NULL;
 static char seen_application_name[NAMEDATALEN];
 
 static TypeInfo type_cache[TYPE_CACHE_SLOTS];
@@ -344,7 +343,16 @@ summarize(N1BurstSummary *out, const N1Burst *burst, const LocalBurst *local)
 		out->calls -= local->reset_calls;
 		out->exec_us -= local->reset_exec_us;
 		out->started_at = (TimestampTz) local->reset_start_us;
+		/* the detector counts distinct values over the unit: bound them */
+		out->distinct_params = Min(out->distinct_params, out->calls);
 	}
+}
+
+/* A burst restarted by n1_reset() is one again once it has min_calls calls since. */
+static inline bool
+counts_since_reset(const N1BurstSummary *summary, const LocalBurst *local)
+{
+	return local->reset_start_us == 0 || summary->calls >= detector.config.min_calls;
 }
 
 /* Detector callback: a burst's unit ended; add it to n1_offenders and n1_bursts. */
@@ -355,6 +363,12 @@ burst_ended(void *arg pg_attribute_unused(), const N1Burst *burst, N1UnitEndReas
 	N1BurstSummary summary;
 
 	summarize(&summary, burst, local);
+	if (!counts_since_reset(&summary, local))
+	{
+		if (slot && burst->index < N1_SLOT_BURSTS)
+			n1_slot_clear_burst(slot, burst->index);
+		return;
+	}
 	n1_offender_record_burst(&summary, &local->samples,
 							 slot ? slot->application_name : NULL,
 							 n1_query_text_lookup(burst->query_id),
@@ -408,14 +422,17 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		local->samples.count = 0;
 		local->reset_start_us = 0;
 	}
-	else if (restart_after_reset(local, burst, stmt))
-		publish = true;			/* the reset removed its row */
+	else
+		(void) restart_after_reset(local, burst, stmt);
 
 	if (result->capture_sample)
 		n1_capture_sample(queryDesc, &local->samples);
-	copy.used = true;
 	copy.generation = local->generation;
 	summarize(&copy.burst, burst, local);
+	copy.used = counts_since_reset(&copy.burst, local);
+	/* the reset removed its row: back when it is a burst again */
+	if (unlikely(local->reset_start_us != 0) && copy.burst.calls == detector.config.min_calls)
+		publish = true;
 	if (publish)
 	{
 		N1OffenderKey key;
@@ -476,17 +493,19 @@ ensure_detector(void)
 	return likely(detector_ready) || init_detector();
 }
 
-/* A change of application_name ends the unit of work. */
+/*
+ * A change of application_name ends the unit of work.  Compared by its text:
+ * a new value may be stored where an older one was (malloc reuses it).
+ */
 static inline void
 check_application_name(void)
 {
-	if (likely(application_name == seen_application_name_ptr))
-		return;
-	seen_application_name_ptr = application_name;
-	if (application_name && strncmp(application_name, seen_application_name, NAMEDATALEN - 1) == 0)
+	const char *name = application_name ? application_name : "";
+
+	if (likely(strncmp(name, seen_application_name, NAMEDATALEN - 1) == 0))
 		return;
 	n1_detector_end_unit(&detector, N1_END_APPLICATION);
-	strlcpy(seen_application_name, application_name ? application_name : "", NAMEDATALEN);
+	strlcpy(seen_application_name, name, NAMEDATALEN);
 	n1_slot_set_application_name(slot, seen_application_name);
 }
 
@@ -720,7 +739,9 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 	stmt.query_id = n1_query_canonical_id(queryDesc->plannedstmt->queryId);
 	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
 									 hash_constants(queryDesc));
-	stmt.n_values = n1_capture_param_values(queryDesc, stmt.values);
+	stmt.n_values = N1_VALUES_LAZY;	/* hashed only while the detector records them */
+	stmt.fill_values = n1_capture_param_values;
+	stmt.fill_arg = queryDesc;
 	stmt.start_us = (int64) ended.start;
 	stmt.end_us = (int64) GetCurrentTimestamp();
 	/* Only rows sent back can drive a loop: not those an UPDATE touched. */
@@ -744,6 +765,7 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 							  (int64) n1_max_gap_ms * 1000);
 
 	n1_detector_statement(&detector, &stmt, &result);
+	n1_slot_publish_counters(slot, &detector);
 	if (result.burst)
 		on_burst_statement(queryDesc, &stmt, &result);
 }

@@ -20,10 +20,18 @@
  * Cost: the column plan (which columns, of which kind) is made once per
  * query id from the tuple descriptor's type OIDs (no catalog access) and
  * cached.  A statement returning 0 or 1 row pays the wrapper's indirect
- * call and, for row 1, a copy of at most CAPTURE_MAX_KEYS by-value datums
- * (hashed only if a 2nd row comes); a query id seen returning 2 rows or more
- * hashes row 1 directly from then on.  So a multi-row query's first run in a
- * backend loses the text and uuid keys of its row 1.
+ * call, a plan lookup and, for row 1, a memcpy of its first
+ * CAPTURE_STASH_ATTS column values; a buffer is claimed, and row 1's
+ * integer keys hashed, only when a 2nd row comes (the detector uses result
+ * values only from statements of 2 rows or more).  A query id seen
+ * returning several rows hashes row 1 directly from then on, so only the
+ * first multi-row run of a query id in a backend loses the text and uuid
+ * keys of its row 1.  A query id whose first CAPTURE_SINGLE_RUNS runs
+ * returned at most 1 row each (a point lookup) is not wrapped any more,
+ * until a run of 2 rows or more (seen at its end) turns wrapping back on:
+ * that one run's values are lost.  Parameter values are hashed only when
+ * the detector asks (N1_VALUES_LAZY): while the query records its first
+ * distinct values.
  *
  * This file must never: allocate, read the catalog or take a lock per
  * statement; change what the wrapped receiver gets (every row is passed on
@@ -35,6 +43,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/execdesc.h"
+#include "nodes/execnodes.h"
 #include "executor/tuptable.h"
 #include "nodes/params.h"
 #include "tcop/dest.h"
@@ -48,6 +57,8 @@
 #define CAPTURE_MAX_VALUES	N1_RESULT_FILTER_MAX	/* values per statement (what a filter takes) */
 #define CAPTURE_MAX_TEXT	N1_VALUE_MAX_TEXT	/* longest text hashed, bytes */
 #define CAPTURE_DEPTH		4	/* statements capturing at once (nesting) */
+#define CAPTURE_STASH_ATTS	16	/* columns of row 1 copied (by value) until row 2 */
+#define CAPTURE_SINGLE_RUNS	8	/* runs of <= 1 row after which a query id is not wrapped */
 #define PLAN_SLOTS			256 /* column plans cached, by query id */
 #define SCAN_MAX_BYTES		1024	/* statement text scanned for literal constants */
 
@@ -68,6 +79,7 @@ typedef struct ColumnPlan
 	int			natts;			/* of the tuple descriptor it was made from */
 	int			nkeys;
 	bool		multi;			/* a run of this query id returned >= 2 rows */
+	int			single_runs;	/* runs of at most 1 row before any of >= 2 */
 	AttrNumber	max_attno;		/* deform up to this column */
 	int16		attno[CAPTURE_MAX_KEYS];	/* 0-based */
 	uint8		kind[CAPTURE_MAX_KEYS];
@@ -93,14 +105,17 @@ typedef struct CaptureReceiver
 	uint64		queryid;
 	uint64		rows;			/* rows of this run */
 	bool		eager;			/* hash row 1 at once (cursor fetches) */
-	int			n_stash;		/* row 1's by-value keys, hashed at row 2 */
-	Datum		stash[CAPTURE_MAX_KEYS];
-	uint8		stash_kind[CAPTURE_MAX_KEYS];
+	const QueryDesc *query_desc;
+	int			n_stash;		/* row 1's first columns, raw: by-value keys hashed at row 2;
+								 * -1: none */
+	Datum		stash[CAPTURE_STASH_ATTS];
+	bool		stash_null[CAPTURE_STASH_ATTS];
 } CaptureReceiver;
 
 static ColumnPlan plans[PLAN_SLOTS];
 static CaptureBuffer buffers[CAPTURE_DEPTH];
 static CaptureReceiver receivers[CAPTURE_DEPTH];
+static int	n_claimed = 0;		/* buffers in use */
 static bool callbacks_registered = false;
 
 /* ---------- canonical value hashes (src/core/value_hash.c, shared with n1scan) ---------- */
@@ -192,10 +207,13 @@ scan_literals(const char *p, int len, uint64 *out, int max)
  * Hashes of this call's parameter values, at most N1_CALL_VALUES of them:
  * the bound values of the extended protocol, or the statement's literal
  * constants (from where the first one starts, as query_text.c knows it).
+ * arg is the QueryDesc: this is the detector's N1Statement.fill_values,
+ * called only while the query still records values.
  */
 int
-n1_capture_param_values(QueryDesc *queryDesc, uint64 *out)
+n1_capture_param_values(void *arg, uint64_t *out)
 {
+	QueryDesc  *queryDesc = (QueryDesc *) arg;
 	ParamListInfo params = queryDesc->params;
 	PlannedStmt *plan = queryDesc->plannedstmt;
 	int			n = 0;
@@ -251,6 +269,7 @@ column_plan(uint64 queryid, TupleDesc desc)
 	p->natts = desc->natts;
 	p->nkeys = 0;
 	p->multi = false;
+	p->single_runs = 0;
 	p->max_attno = 0;
 	for (int i = 0; i < desc->natts && p->nkeys < CAPTURE_MAX_KEYS; i++)
 	{
@@ -283,7 +302,7 @@ hash_row(CaptureReceiver *r, TupleTableSlot *slot)
 	const Datum *values;
 	const bool *isnull;
 
-	if (b->n + p->nkeys > CAPTURE_MAX_VALUES)
+	if (p->nkeys == 0 || b->n + p->nkeys > CAPTURE_MAX_VALUES)
 	{
 		r->rows = CAPTURE_MAX_ROWS; /* full: stop hashing this run */
 		return;
@@ -319,23 +338,40 @@ hash_row(CaptureReceiver *r, TupleTableSlot *slot)
 	}
 }
 
-/* Row 1 of a query id not known to return several rows: keep its by-value keys. */
-static void
+static CaptureBuffer *buffer_for(const QueryDesc *queryDesc, bool claim);
+
+/*
+ * Row 1 of a query id not known to return several rows: copy its first
+ * columns as they are (a memcpy); only the by-value ones (integers) are
+ * read again, at row 2.  Text and uuid keys of this row are lost.
+ */
+static inline void
 stash_row(CaptureReceiver *r, TupleTableSlot *slot)
+{
+	int			n = Min(r->plan->max_attno, CAPTURE_STASH_ATTS);
+
+	slot_getsomeattrs(slot, n);
+	memcpy(r->stash, slot->tts_values, n * sizeof(Datum));
+	memcpy(r->stash_null, slot->tts_isnull, n * sizeof(bool));
+	r->n_stash = n;
+}
+
+/* Row 2: hash the integer keys of the row 1 stashed. */
+static void
+hash_stash(CaptureReceiver *r)
 {
 	ColumnPlan *p = r->plan;
 
-	r->n_stash = 0;
-	slot_getsomeattrs(slot, p->max_attno);
 	for (int k = 0; k < p->nkeys; k++)
 	{
 		int			a = p->attno[k];
+		uint64		h;
 
-		if (p->kind[k] == KEY_UUID || p->kind[k] == KEY_TEXT || slot->tts_isnull[a])
+		if (a >= r->n_stash || r->stash_null[a] ||
+			p->kind[k] == KEY_UUID || p->kind[k] == KEY_TEXT)
 			continue;
-		r->stash[r->n_stash] = slot->tts_values[a];
-		r->stash_kind[r->n_stash] = p->kind[k];
-		r->n_stash++;
+		if (hash_datum(p->kind[k], r->stash[a], &h))
+			buffer_add(r->buffer, h);
 	}
 }
 
@@ -345,24 +381,25 @@ capture_row(CaptureReceiver *r, TupleTableSlot *slot)
 	if (r->rows == 1)
 	{
 		r->plan = column_plan(r->queryid, slot->tts_tupleDescriptor);
-		if (r->plan->nkeys == 0)
-			r->rows = CAPTURE_MAX_ROWS; /* nothing to hash in this run */
-		else if (r->eager || r->plan->multi)
+		if (!r->eager && !r->plan->multi)
+			stash_row(r, slot);
+		else if (r->buffer != NULL || (r->buffer = buffer_for(r->query_desc, true)) != NULL)
 			hash_row(r, slot);
 		else
-			stash_row(r, slot);
+			r->rows = CAPTURE_MAX_ROWS; /* no buffer: values unknown */
 		return;
 	}
-	if (r->rows == 2 && !r->eager && !r->plan->multi)
+	if (r->n_stash >= 0)
 	{
+		/* row 2 of a query id seen with one row so far */
 		r->plan->multi = true;
-		for (int k = 0; k < r->n_stash; k++)
+		if (r->buffer == NULL && (r->buffer = buffer_for(r->query_desc, true)) == NULL)
 		{
-			uint64		h;
-
-			if (hash_datum(r->stash_kind[k], r->stash[k], &h))
-				buffer_add(r->buffer, h);
+			r->rows = CAPTURE_MAX_ROWS;
+			return;
 		}
+		hash_stash(r);
+		r->n_stash = -1;
 	}
 	hash_row(r, slot);
 }
@@ -416,6 +453,7 @@ capture_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		receivers[i].inner = NULL;
 		buffers[i].query_desc = NULL;
 	}
+	n_claimed = 0;
 }
 
 static void
@@ -431,7 +469,10 @@ capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (receivers[i].inner != NULL && receivers[i].subid >= mySubid)
 			receivers[i].inner = NULL;
 		if (buffers[i].query_desc != NULL && buffers[i].subid >= mySubid)
+		{
 			buffers[i].query_desc = NULL;
+			n_claimed--;
+		}
 	}
 }
 
@@ -472,6 +513,7 @@ buffer_for(const QueryDesc *queryDesc, bool claim)
 		free_one->query_desc = queryDesc;
 		free_one->subid = GetCurrentSubTransactionId();
 		free_one->n = 0;
+		n_claimed++;
 	}
 	return claim ? free_one : NULL;
 }
@@ -487,9 +529,13 @@ DestReceiver *
 n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 {
 	CaptureReceiver *r = NULL;
-	CaptureBuffer *b;
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+	ColumnPlan *p = &plans[queryid % PLAN_SLOTS];
 
 	if (queryDesc->operation != CMD_SELECT && !queryDesc->plannedstmt->hasReturning)
+		return NULL;
+	/* a point lookup: never more than 1 row in its first runs (see n1_capture_take) */
+	if (p->queryid == queryid && p->single_runs >= CAPTURE_SINGLE_RUNS && !p->multi && !fetch)
 		return NULL;
 	for (int i = 0; i < CAPTURE_DEPTH; i++)
 	{
@@ -499,18 +545,20 @@ n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 			break;
 		}
 	}
-	if (r == NULL || (b = buffer_for(queryDesc, true)) == NULL)
+	if (r == NULL)
 		return NULL;
 
+	/* a buffer is claimed only for a 2nd row (or a fetch's 1st) */
 	r->pub.mydest = queryDesc->dest->mydest;
 	r->inner = queryDesc->dest;
 	r->subid = GetCurrentSubTransactionId();
-	r->buffer = b;
+	r->query_desc = queryDesc;
+	r->buffer = n_claimed > 0 ? buffer_for(queryDesc, false) : NULL;
+	r->queryid = queryid;
 	r->plan = NULL;
-	r->queryid = queryDesc->plannedstmt->queryId;
 	r->rows = 0;
 	r->eager = fetch;
-	r->n_stash = 0;
+	r->n_stash = -1;
 	queryDesc->dest = &r->pub;
 	return &r->pub;
 }
@@ -524,6 +572,8 @@ n1_capture_end(QueryDesc *queryDesc, DestReceiver *capture)
 	if (queryDesc->dest == capture)
 		queryDesc->dest = r->inner;
 	r->inner = NULL;
+	if (r->rows <= 1 && r->plan != NULL && !r->plan->multi)
+		r->plan->single_runs++;
 }
 
 /*
@@ -536,16 +586,29 @@ n1_capture_end(QueryDesc *queryDesc, DestReceiver *capture)
 int
 n1_capture_take(const QueryDesc *queryDesc, const uint64 **values, bool release)
 {
-	CaptureBuffer *b = buffer_for(queryDesc, false);
+	CaptureBuffer *b;
 	int			n;
 
 	*values = NULL;
-	if (b == NULL)
+	/* a run of 2 rows or more, wrapped or not: wrap this query id from now on */
+	if (unlikely(release && queryDesc->estate != NULL && queryDesc->estate->es_processed >= 2))
+	{
+		uint64		queryid = queryDesc->plannedstmt->queryId;
+		ColumnPlan *p = &plans[queryid % PLAN_SLOTS];
+
+		if (p->queryid == queryid)
+			p->multi = true;
+	}
+	/* none: no row 2 came, or no buffer was free (the detector needs values only from row 2) */
+	if (likely(n_claimed == 0) || (b = buffer_for(queryDesc, false)) == NULL)
 		return N1_VALUES_UNKNOWN;
 	*values = b->values;
 	n = b->n;
 	b->n = 0;
 	if (release)
+	{
 		b->query_desc = NULL;
+		n_claimed--;
+	}
 	return n;
 }

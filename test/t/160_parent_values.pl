@@ -49,6 +49,24 @@ $node->safe_psql('postgres', $unit->('SELECT id, name FROM authors WHERE id <= 6
 like(offenders(), qr{^n_plus_one\|SELECT count\(\*\) FROM books WHERE .*\|SELECT id, name FROM authors WHERE id <= \$1 ORDER BY id\|6$},
 	'short texts of the list prove the parent');
 
+# A query id that returned at most 1 row in its first 8 runs (a point lookup)
+# is not captured any more, until a run of several rows: that run's values
+# are unknown, so the timing rule names its parent (here the right one, the
+# most recent candidate), and the next runs are captured again.  One backend:
+# the history is per backend.
+my $point = $node->background_psql('postgres');
+$point->query_safe($unit->(map { "SELECT id, author_id FROM books WHERE id BETWEEN $_ AND $_ ORDER BY id" } 1 .. 10));
+for my $run ('first', 'next')
+{
+	$node->safe_psql('postgres', 'SELECT n1_reset()');
+	$point->query_safe($unit->('SELECT id, name FROM authors WHERE id BETWEEN 90 AND 95',
+		$books, $authors_of->(2 .. 7)));
+	is(offenders(), 'n_plus_one|SELECT name FROM authors WHERE id = $1|'
+		. 'SELECT id, author_id FROM books WHERE id BETWEEN $1 AND $2 ORDER BY id|6',
+		"point lookup turned list, $run run: the list is the parent");
+}
+$point->quit;
+
 # uuid keys: the list returns uuids, the loop gets them as string literals
 # (simple protocol): a uuid and its text hash alike.
 $node->safe_psql('postgres', q{

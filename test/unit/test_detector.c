@@ -1594,6 +1594,58 @@ test_filter_false_positives(void)
 	CHECK_EQ(false_parents, 0, "no parent proven by chance in 300 trials");
 }
 
+/* Lazy values: asked only while the query still records values. */
+typedef struct LazyArg
+{
+	int			asked;
+	uint64_t	v;
+} LazyArg;
+
+static int
+lazy_fill(void *arg, uint64_t *out)
+{
+	LazyArg    *a = arg;
+
+	a->asked++;
+	out[0] = a->v;
+	return 1;
+}
+
+static void
+test_lazy_values(void)
+{
+	Fixture    *f = fixture_new(5, 1000000000);
+	LazyArg		a = {0, 0};
+	N1StatementResult r;
+	const N1Burst *b;
+	int			i;
+
+	list_of(f, Q_LIST, 1, 1, 40);
+	for (i = 0; i < 40; i++)
+	{
+		N1Statement stmt;
+
+		memset(&stmt, 0, sizeof(stmt));
+		stmt.query_id = Q_CHILD;
+		stmt.param_hash = param((uint64_t) i);
+		stmt.n_values = N1_VALUES_LAZY;
+		stmt.fill_values = lazy_fill;
+		stmt.fill_arg = &a;
+		stmt.n_result_values = 0;
+		stmt.start_us = f->now;
+		stmt.end_us = f->now + STMT_US;
+		stmt.rows = 1;
+		f->now += STMT_US + THINK_US;
+		a.v = (uint64_t) i + 1;
+		n1_detector_statement(f->d, &stmt, &r);
+	}
+	b = find_burst(f, Q_CHILD);
+	CHECK(b != NULL && b->kind == N1_KIND_N_PLUS_ONE && b->parent_query_id == Q_LIST,
+		  "lazy values prove the parent");
+	CHECK_EQ(a.asked, N1_QUERY_VALUES + 1, "asked only until the values are full");
+	fixture_free(f);
+}
+
 /* Bursts beyond N1_UNIT_MAX_BURSTS are counted per unit and in all. */
 static void
 test_dropped_counts(void)
@@ -1638,6 +1690,7 @@ main(void)
 	test_proven_later_changes_kind();
 	test_filter_false_positives();
 	test_dropped_counts();
+	test_lazy_values();
 
 	printf("unit: %d passed, %d failed\n", tally.passed, tally.failed);
 	return tally.failed > 0 ? 1 : 0;
