@@ -785,8 +785,7 @@ stderr_line(Reader *r, const char *line, size_t len)
 	}
 	memset(&probe, 0, sizeof(probe));
 	off = match_line(&r->prefix, line, len, &probe);
-	if (off < 0 && r->opt->prefix == NULL && r->redetect < 100 &&
-		(off = match_line_q(&r->prefix, line, len, &probe, false)) < 0)
+	if (off < 0 && r->opt->prefix == NULL && r->redetect < 100)
 	{
 		/* a detected prefix that does not read this line: detect again */
 		r->redetect++;

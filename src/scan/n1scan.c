@@ -20,7 +20,6 @@
  * the end.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -117,9 +116,6 @@ static struct
 	uint64_t	unknown_params; /* calls with $n but no logged values */
 	uint64_t	sessions_evicted_active;
 	uint64_t	sessions_seen;
-	const char *cur_file;
-	long		cur_line;
-	int64_t		cur_precision;
 } S;
 
 /* ---------- offenders ---------- */

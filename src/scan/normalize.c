@@ -42,7 +42,6 @@ typedef struct CacheEntry
 	uint64_t	lexhash;
 	uint64_t	key;
 	uint32_t	lexlen;
-	uint8_t		cls;
 	uint8_t		used;
 } CacheEntry;
 
@@ -564,7 +563,6 @@ norm_statement(const char *text, size_t len, NormResult *out)
 		c->lexhash = x.hash;
 		c->lexlen = x.len;
 		c->key = key;
-		c->cls = (uint8_t) x.cls;
 		out->key = key;
 	}
 }
