@@ -341,6 +341,18 @@ is($rc5, 2, 'unknown prefix: exit 2');
 like($err5, qr/unknown\.log:1: line does not match any known log_line_prefix \(give it with --prefix\)/, 'unknown prefix: file:line and what to do');
 like($err5, qr/cannot recognise the log_line_prefix/, 'unknown prefix: says it once for the file');
 unlike($err5, qr/AddressSanitizer|runtime error/, 'unknown prefix: clean under ASan');
+# a statement libpg_query (PostgreSQL 15's grammar) cannot parse, such as
+# PostgreSQL 16's IS JSON: keyed by its text, still detected, and counted
+my $t0 = '2026-12-06 03:00:00.';
+write_file("$tmp/newsyntax.log", join('',
+	"${t0}100 UTC [42] [6b14c000.2a] app 0 LOG:  duration: 0.100 ms  statement: SELECT id, doc FROM docs ORDER BY id LIMIT 6\n",
+	map({ "${t0}1" . (10 + $_) . " UTC [42] [6b14c000.2a] app 0 LOG:  duration: 0.050 ms  statement: SELECT doc IS JSON OBJECT FROM docs WHERE id = $_\n" } 1 .. 6),
+	"${t0}200 UTC [42] [6b14c000.2a] app 0 LOG:  disconnection: session time: 0:00:00.100 user=a database=b host=[local]\n"));
+my ($rc7, $out7, $err7) = scan($asan, "--prefix=$prefix", '--format=json', "$tmp/newsyntax.log");
+is(join("\n", rows_of($out7)), 'n_plus_one | select doc is json object from docs where id = ? | SELECT id, doc FROM docs ORDER BY id LIMIT $1',
+	'newer syntax: keyed by its normalized text, the N+1 found');
+like($err7, qr/, 1 not parseable \(keyed by their text\)/, 'newer syntax: counted');
+
 # a missing file
 my ($rc6, undef, $err6) = scan($asan, "$tmp/missing.log");
 is($rc6, 2, 'missing file: exit 2');
