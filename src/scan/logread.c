@@ -180,16 +180,16 @@ lr_next(LineReader *lr, char **line, size_t *len)
 			if (*len > 0 && (*line)[*len - 1] == '\r')
 				(*len)--;
 			lr->start = nl ? stop + 1 : stop;
-			lr->lineno++;
-			lr->stats->lines++;
 			lr->stats->bytes += *len + 1;
 			if (lr->truncated)
 			{
-				/* tail of a cut line: skip it */
+				/* tail of a cut line (already counted): skip it */
 				lr->truncated = false;
 				scan_from = lr->start;
 				continue;
 			}
+			lr->lineno++;
+			lr->stats->lines++;
 			return true;
 		}
 		if (lr->eof)
@@ -209,7 +209,14 @@ lr_next(LineReader *lr, char **line, size_t *len)
 			lr->start = 0;
 		}
 		scan_from = lr->end;
-		if (lr->end >= lr->max_line)
+		if (lr->end >= lr->max_line && lr->truncated)
+		{
+			/* still in the tail of a cut line: drop it */
+			lr->stats->bytes += lr->end;
+			lr->start = lr->end = 0;
+			scan_from = 0;
+		}
+		else if (lr->end >= lr->max_line)
 		{
 			/* cut: return what we have, skip up to the next newline */
 			*line = lr->buf;

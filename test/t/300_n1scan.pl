@@ -326,12 +326,14 @@ my ($rc4, $out4, $err4, $raw4) = scan($asan, "--prefix=$prefix", '--format=json'
 is($raw4 & 127, 0, '10 MB statement: no crash');
 is($rc4, 0, '10 MB statement: exit 0') or diag($err4);
 is(scalar(grep { /^n_plus_one \| SELECT name FROM authors/ } rows_of($out4)), 1, '10 MB statement: the N+1 after it found');
+my $line_full = decode_json($out4)->[0]{log_line};
 unlike($err4, qr/AddressSanitizer|runtime error/, '10 MB statement: clean under ASan');
 # and with an entry limit below its size: a message with file:line, carrying on
 ($rc4, $out4, $err4, $raw4) = scan($asan, "--prefix=$prefix", '--max-entry=1000000', '--format=json', "$logdir/big.log");
 is($raw4 & 127, 0, '10 MB statement over --max-entry: no crash');
 like($err4, qr{big\.log:\d+: (line|entry) longer than}, '10 MB statement over --max-entry: file:line');
 is(scalar(grep { /^n_plus_one \| SELECT name FROM authors/ } rows_of($out4)), 1, '10 MB statement over --max-entry: the N+1 after it found');
+is(decode_json($out4)->[0]{log_line}, $line_full, '10 MB statement over --max-entry: line numbers after it unchanged');
 
 # an unknown prefix: a clear message, exit 2, no crash
 write_file("$tmp/unknown.log", join('', map { "<<$_>> something LOG:  duration: 0.1 ms  statement: SELECT 1\n" } 1 .. 50));
