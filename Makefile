@@ -66,9 +66,16 @@ src/scan/n1scan: $(N1SCAN_DEPS)
 	$(CC) $(N1SCAN_CFLAGS) -o $@ $(N1SCAN_SRCS) $(N1SCAN_LIBS)
 src/scan/n1scan-asan: $(N1SCAN_DEPS)
 	$(CC) $(N1SCAN_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -o $@ $(N1SCAN_SRCS) $(N1SCAN_LIBS)
+# built when libpg_query's header is there (tools/install-deps installs it),
+# so the extension alone still builds without it
+N1SCAN_HEADER ?= $(firstword $(wildcard /usr/include/pg_query.h /usr/local/include/pg_query.h))
+ifneq ($(N1SCAN_HEADER),)
 all: src/scan/n1scan src/scan/n1scan-asan
-.PHONY: install-n1scan
 install: install-n1scan
+else
+$(info n1detect: pg_query.h not found (Debian: libpg-query-dev), n1scan not built)
+endif
+.PHONY: install-n1scan
 install-n1scan: src/scan/n1scan
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) src/scan/n1scan '$(DESTDIR)$(bindir)/n1scan'
