@@ -6,10 +6,12 @@
  *		the extension's own), aggregating bursts into offenders, and the
  *		report (text like n1_offenders, or JSON), with --fail-on for CI.
  *
- * Logs carry no result rows, so every statement is fed with rows unknown
- * (rows = 2, n_values = n_result_values = N1_VALUES_UNKNOWN): the detector
- * names parents with its timing rule (the most recently active earlier
- * query with fewer calls), never with values.  Sessions are keyed by the
+ * Logs carry no result values, so every statement is fed with
+ * n_values = n_result_values = N1_VALUES_UNKNOWN: the detector names
+ * parents with its timing rule (the most recently active earlier query with
+ * fewer calls), never with values.  Rows are unknown too (rows = 2: any
+ * earlier query may be a parent) unless auto_explain logged the statement's
+ * plan with actual rows just before it.  Sessions are keyed by the
  * session id (%c, csv/json session_id), else by pid.  A unit ends at
  * COMMIT/ROLLBACK (or a change of virtual transaction id after a block),
  * an idle gap, a change of application_name or of the traceparent in the
@@ -50,6 +52,10 @@ typedef struct Session
 	int			vxid_stmts;
 	char		trace[40];
 	uint64_t	last_key;		/* key of the latest statement (for a later "duration:" line) */
+	/* auto_explain: rows of the plan logged just before its statement */
+	bool		has_plan_rows;
+	uint64_t	plan_rows;
+	char		plan_text[64];	/* start of its Query Text */
 	/* the open unit: where each query was first seen, and burst samples */
 	int			nq;
 	uint64_t	qkeys[UNIT_QUERIES];
@@ -351,6 +357,15 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 	st.end_us = e->ts_us;
 	st.start_us = e->ts_us - dur_us;
 	st.rows = 2;				/* unknown: every earlier query may be a parent */
+	if (s->has_plan_rows)
+	{
+		size_t		n = strlen(s->plan_text);
+
+		/* auto_explain's plan of this very statement: its actual rows */
+		if (len >= n && memcmp(text, s->plan_text, n) == 0)
+			st.rows = s->plan_rows;
+		s->has_plan_rows = false;
+	}
 	st.n_values = N1_VALUES_UNKNOWN;
 	st.n_result_values = N1_VALUES_UNKNOWN;
 	if (params != NULL)
@@ -447,6 +462,30 @@ entry(LogEntry *e, void *arg)
 				remember_qid(s->last_key, e->query_id);
 			return;
 		}
+	}
+	if (starts(m, "plan:"))
+	{
+		/*
+		 * auto_explain (log_analyze = on, text format): "Query Text: ..."
+		 * then the plan, whose first node's "actual ... rows=N" is what the
+		 * statement returned.  Kept for the session's next statement.
+		 */
+		const char *qt = strstr(m, "Query Text: ");
+		const char *act = qt ? strstr(qt, "(actual ") : NULL;
+		const char *rows = act ? strstr(act, "rows=") : NULL;
+
+		if (rows != NULL && (s = session_get(e, true)) != NULL)
+		{
+			size_t		n = strcspn(qt + 12, "\n");
+
+			if (n >= sizeof(s->plan_text))
+				n = sizeof(s->plan_text) - 1;
+			memcpy(s->plan_text, qt + 12, n);
+			s->plan_text[n] = '\0';
+			s->plan_rows = strtoull(rows + 5, NULL, 10);
+			s->has_plan_rows = true;
+		}
+		return;
 	}
 	if (starts(m, "statement: "))
 	{
