@@ -39,6 +39,7 @@ int			n1_action_kinds = (1 << N1_KIND_N_PLUS_ONE);
 int			n1_max_offenders = 1000;
 int			n1_max_bursts = 1000;
 bool		n1_save = true;
+bool		n1_strict = false;
 
 static char *n1_action_kinds_string = NULL;
 
@@ -228,6 +229,12 @@ _PG_init(void)
 							NULL,
 							&n1_min_calls, 5, 2, 1000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("n1detect.strict",
+							 "Reports a loop of 2 calls or more once its parent is proven by values.",
+							 "For test suites: a query whose parameter values came from the rows of an earlier query is an N+1 from its 2nd call; other kinds still need n1detect.min_calls calls.",
+							 &n1_strict, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("n1detect.max_gap",
 							"Idle time between two statements that ends a unit of work.",

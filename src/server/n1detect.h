@@ -42,6 +42,7 @@ extern int	n1_action_kinds;	/* bitmask of (1 << N1Kind) */
 extern int	n1_max_offenders;
 extern int	n1_max_bursts;
 extern bool n1_save;
+extern bool n1_strict;
 
 #ifdef USE_ASSERT_CHECKING
 /*
@@ -69,8 +70,8 @@ extern bool n1_debug_stop_armed;
 #define N1_SAMPLE_LEN 128
 /* Recent statements kept in each backend's slot. */
 #define N1_SLOT_EVENTS 16
-/* Bursts in progress that a backend's slot shows to readers. */
-#define N1_SLOT_BURSTS 8
+/* Bursts in progress that a backend's slot shows to readers: all of them. */
+#define N1_SLOT_BURSTS N1_UNIT_MAX_BURSTS
 
 /* ---- shared state (offenders.c) ---- */
 
@@ -276,6 +277,17 @@ n1_slot_publish_counters(N1BackendSlot *slot, const N1Detector *detector)
 extern void n1_recorder_install_hooks(void);
 extern void n1_mark_own_statement(void);
 
+/* ---- values that prove parents (result_capture.c) ---- */
+
+struct QueryDesc;
+struct _DestReceiver;
+extern void n1_capture_init(void);
+extern int	n1_capture_param_values(void *queryDesc, uint64_t *out);
+extern struct _DestReceiver *n1_capture_begin(struct QueryDesc *queryDesc, bool fetch);
+extern void n1_capture_end(struct QueryDesc *queryDesc, struct _DestReceiver *capture);
+extern int	n1_capture_take(const struct QueryDesc *queryDesc, const uint64 **values,
+							bool release);
+
 /* ---- request tags from comments (query_comment.c) ---- */
 
 /* Units of work open at once in one backend, one per trace id. */
@@ -297,7 +309,7 @@ extern uint64 n1_statement_trace_hash(struct QueryDesc *queryDesc);
 extern N1TraceUnit *n1_trace_unit_first(size_t local_size, const N1DetectorConfig *config);
 extern N1TraceUnit *n1_trace_unit_switch(N1TraceUnit *current, uint64 trace_hash, int64 now_us);
 extern void n1_trace_units_end_all(N1UnitEndReason reason);
-extern void n1_trace_units_configure(int min_calls, int64 max_gap_us);
+extern void n1_trace_units_configure(int min_calls, int min_calls_proven, int64 max_gap_us);
 extern void n1_trace_units_publish_counters(N1BackendSlot *slot);
 extern int	n1_slot_position_take(void);
 extern void n1_slot_position_release(int position);
@@ -318,6 +330,7 @@ extern void n1_query_text_remember_source(uint64 queryid, const char *query,
 										  int query_loc, int query_len);
 extern const char *n1_query_text_lookup(uint64 queryid);
 extern int	n1_query_constants_offset(uint64 queryid);
+extern uint64 n1_query_canonical_id(uint64 queryid);
 extern void n1_query_literals(const char *sql, int loc, int len, char *out, int outlen);
 
 /* ---- persistence (persistence.c) ---- */

@@ -143,6 +143,7 @@ n1_trace_unit_switch(N1TraceUnit *current, uint64 trace_hash, int64 now_us)
 		if (chosen)
 		{
 			n1_detector_configure(&chosen->detector, current->detector.config.min_calls,
+								  current->detector.config.min_calls_proven,
 								  current->detector.config.max_gap_us);
 			units[n_units++] = chosen;
 		}
@@ -167,12 +168,12 @@ n1_trace_units_end_all(N1UnitEndReason reason)
 		n1_detector_end_unit(&units[i]->detector, reason);
 }
 
-/* New min_calls / max_gap for every unit. */
+/* New min_calls / min_calls_proven / max_gap for every unit. */
 void
-n1_trace_units_configure(int min_calls, int64 max_gap_us)
+n1_trace_units_configure(int min_calls, int min_calls_proven, int64 max_gap_us)
 {
 	for (int i = 0; i < n_units; i++)
-		n1_detector_configure(&units[i]->detector, min_calls, max_gap_us);
+		n1_detector_configure(&units[i]->detector, min_calls, min_calls_proven, max_gap_us);
 }
 
 /* The detectors' counters, summed over the units, in the backend's slot. */

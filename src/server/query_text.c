@@ -32,6 +32,7 @@
 
 #include <ctype.h>
 
+#include "common/hashfn.h"
 #include "mb/pg_wchar.h"
 #include "parser/scanner.h"
 #include "utils/memutils.h"
@@ -49,9 +50,10 @@
 typedef struct CachedText
 {
 	uint64		queryid;		/* 0: empty */
+	uint64		canonical_id;	/* first query id seen with the same normalized text */
 	uint64		last_used;
 	int			constants_offset;	/* first constant, from the statement start; -1: none */
-	char	   *text;			/* its slot of N1_QUERY_TEXT_LEN bytes in the store */
+	/* its text: the store's slot of the same index (entry_text), 32 bytes an entry */
 } CachedText;
 
 /* The whole cache: allocated once, never grown (1 MB of texts, 32 KB of index). */
@@ -63,6 +65,21 @@ typedef struct TextCache
 } TextCache;
 
 static TextCache *cache = NULL;
+
+/*
+ * Normalized text hash -> the first query id seen with that text, so that
+ * one statement whose parameter types vary per value (psycopg 3 sends int2,
+ * int4 or int8 by magnitude: several query ids) is one query for the
+ * detector.  Direct-mapped, 16 KB; an overwritten entry only splits a group
+ * again.
+ */
+#define N1_CANON_SLOTS 1024
+typedef struct CanonEntry
+{
+	uint64		text_hash;
+	uint64		queryid;
+} CanonEntry;
+static CanonEntry canon[N1_CANON_SLOTS];
 /* the entry found last: repeated statements (the N of an N+1) hit it at once */
 static CachedText *last_found = NULL;
 
@@ -110,19 +127,45 @@ cache_get(void)
 			{
 				c->sets[s][w].queryid = 0;
 				c->sets[s][w].last_used = 0;
-				c->sets[s][w].text = c->store[s * N1_TEXT_CACHE_WAYS + w];
 			}
 		cache = c;
 	}
 	return cache;
 }
 
+/* The query id that stands for every query id of this normalized text. */
+static uint64
+canonical_for(uint64 queryid, const char *text)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	CanonEntry *e;
+
+	if (h == 0)
+		h = 1;
+	e = &canon[h % N1_CANON_SLOTS];
+	if (e->text_hash != h)
+	{
+		e->text_hash = h;
+		e->queryid = queryid;
+	}
+	return e->queryid;
+}
+
+/* The text of an entry: the store's slot with the entry's index. */
+static inline char *
+entry_text(const CachedText *e)
+{
+	return cache->store[e - &cache->sets[0][0]];
+}
+
 /*
  * Stores text (NUL-terminated, shorter than N1_QUERY_TEXT_LEN) for queryid,
- * evicting the least recently used entry of its set.
+ * evicting the least recently used entry of its set.  canonical_id: see
+ * n1_query_canonical_id.
  */
 static void
-cache_store(uint64 queryid, const char *text, int constants_offset)
+cache_store(uint64 queryid, const char *text, int constants_offset,
+			uint64 canonical_id)
 {
 	CachedText *set;
 	CachedText *victim;
@@ -137,7 +180,8 @@ cache_store(uint64 queryid, const char *text, int constants_offset)
 	if (victim->queryid != 0)
 		n1_texts_evicted++;		/* shown in n1_info */
 	victim->queryid = queryid;
-	strlcpy(victim->text, text, N1_QUERY_TEXT_LEN);
+	victim->canonical_id = canonical_id;
+	strlcpy(entry_text(victim), text, N1_QUERY_TEXT_LEN);
 	victim->constants_offset = constants_offset;
 	victim->last_used = ++cache->clock;
 }
@@ -294,7 +338,7 @@ remember_new(uint64 queryid, const char *query, int query_loc,
 	else
 		bounded_append(&out, stmt, query_len);
 	bounded_finish(&out);
-	cache_store(queryid, text, constants_offset);
+	cache_store(queryid, text, constants_offset, canonical_for(queryid, text));
 }
 
 void
@@ -436,6 +480,19 @@ n1_query_constants_offset(uint64 queryid)
 }
 
 /*
+ * The query id the detector knows queryid by: the first one seen with the
+ * same normalized text (see canon), or queryid itself when its text is not
+ * cached.  A cache hit: cheap enough for every statement.
+ */
+uint64
+n1_query_canonical_id(uint64 queryid)
+{
+	CachedText *hit = cache_find(queryid);
+
+	return hit ? hit->canonical_id : queryid;
+}
+
+/*
  * Remembers a statement's source text for queryid unless a (normalized) text
  * is already known.  Slow path: used when a burst's text was evicted.
  */
@@ -452,7 +509,7 @@ n1_query_text_remember_source(uint64 queryid, const char *query, int query_loc,
 	stmt = CleanQuerytext(query, &query_loc, &query_len);
 	bounded_append(&out, stmt, query_len);
 	bounded_finish(&out);
-	cache_store(queryid, text, 0);
+	cache_store(queryid, text, 0, queryid);
 }
 
 /* The remembered text of queryid, or NULL. */
@@ -461,7 +518,7 @@ n1_query_text_lookup(uint64 queryid)
 {
 	CachedText *hit = cache_find(queryid);
 
-	return hit ? hit->text : NULL;
+	return hit ? entry_text(hit) : NULL;
 }
 
 /*

@@ -588,6 +588,7 @@ init_detector(void)
 
 	memset(&config, 0, sizeof(config));
 	config.min_calls = n1_min_calls;
+	config.min_calls_proven = n1_strict ? 2 : 0;
 	config.max_gap_us = (int64) n1_max_gap_ms * 1000;
 	config.burst_ended = burst_ended;
 	unit = n1_trace_unit_first(sizeof(LocalBurst) * N1_UNIT_MAX_BURSTS, &config);
@@ -769,15 +770,20 @@ forget_open_query(OpenQuery *open)
 /* A finished statement: to the slot and the detector. */
 static void
 record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
-				 int nesting_level)
+				 int nesting_level, int n_result_values, const uint64 *result_values)
 {
 	N1Statement stmt;
 	N1StatementResult result;
 	N1SlotEvent event;
 
-	stmt.query_id = queryDesc->plannedstmt->queryId;
+	stmt.query_id = n1_query_canonical_id(queryDesc->plannedstmt->queryId);
 	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
 									 hash_constants(queryDesc));
+	stmt.n_result_values = n_result_values;
+	stmt.result_values = result_values;
+	stmt.n_values = N1_VALUES_LAZY;	/* hashed only while the detector records them */
+	stmt.fill_values = n1_capture_param_values;
+	stmt.fill_arg = queryDesc;
 	stmt.start_us = (int64) start;
 	stmt.end_us = (int64) GetCurrentTimestamp();
 	/* Only rows sent back can drive a loop: not those an UPDATE touched. */
@@ -785,7 +791,7 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 				 queryDesc->plannedstmt->hasReturning) ? rows : 0;
 
 	event.seq = slot->events_written + 1;
-	event.queryid = stmt.query_id;
+	event.queryid = queryDesc->plannedstmt->queryId;
 	event.param_hash = stmt.param_hash;
 	event.start = start;
 	event.exec_us = stmt.end_us - stmt.start_us;
@@ -795,8 +801,10 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 
 	check_application_name();
 	if (unlikely(detector.config.min_calls != n1_min_calls ||
+				 detector.config.min_calls_proven != (n1_strict ? 2 : n1_min_calls) ||
 				 detector.config.max_gap_us != (int64) n1_max_gap_ms * 1000))
-		n1_trace_units_configure(n1_min_calls, (int64) n1_max_gap_ms * 1000);
+		n1_trace_units_configure(n1_min_calls, n1_strict ? 2 : 0,
+								 (int64) n1_max_gap_ms * 1000);
 	switch_unit(queryDesc, stmt.start_us);
 
 	n1_detector_statement(&detector, &stmt, &result);
@@ -869,6 +877,11 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 #endif
 {
 	OpenQuery  *open;
+	struct _DestReceiver *capture = NULL;
+
+	/* a recorded statement's rows: values that may prove it a parent */
+	if (n_open_queries > 0 && find_open_query(queryDesc) != NULL)
+		capture = n1_capture_begin(queryDesc, count > 0);
 
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
 	exec_nested_level++;
@@ -884,6 +897,8 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		standard_ExecutorRun(queryDesc, direction, count, execute_once);
 #endif
 	exec_nested_level--;
+	if (capture != NULL)
+		n1_capture_end(queryDesc, capture);
 
 	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
 	{
@@ -907,6 +922,8 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		TimestampTz start = open->start;
 		uint64		rows = open->rows;
 		int			nesting_level = open->nesting_level;
+		const uint64 *result_values;
+		int			n_result_values = n1_capture_take(queryDesc, &result_values, true);
 
 		forget_open_query(open);
 		if (unlikely(own_statement_level >= 0))
@@ -916,7 +933,8 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			return;
 		}
 		if (ensure_detector())
-			record_statement(queryDesc, start, rows, nesting_level);
+			record_statement(queryDesc, start, rows, nesting_level,
+							 n_result_values, result_values);
 		return;
 	}
 
@@ -932,6 +950,9 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		 (ActivePortal != NULL && ActivePortal->queryDesc == queryDesc)) &&
 		ensure_detector())
 	{
+		const uint64 *values;
+		int			n_values = n1_capture_take(queryDesc, &values, false);
+
 		/*
 		 * Settle application_name first: its first check in a backend would
 		 * otherwise end the unit these rows open (a connection whose first
@@ -939,8 +960,8 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		 */
 		check_application_name();
 		switch_unit(queryDesc, (int64) GetCurrentTimestamp());
-		n1_detector_rows(&detector, queryDesc->plannedstmt->queryId, open->rows,
-						 (int64) GetCurrentTimestamp());
+		n1_detector_rows(&detector, n1_query_canonical_id(queryDesc->plannedstmt->queryId),
+						 open->rows, (int64) GetCurrentTimestamp(), values, n_values);
 	}
 }
 
@@ -965,6 +986,8 @@ end_statement(QueryDesc *queryDesc)
 	TimestampTz start = 0;
 	uint64		rows = 0;
 	int			nesting_level = 0;
+	int			n_result_values = N1_VALUES_UNKNOWN;
+	const uint64 *result_values = NULL;
 
 	if (n_open_queries > 0 && (open = find_open_query(queryDesc)) != NULL)
 	{
@@ -973,6 +996,8 @@ end_statement(QueryDesc *queryDesc)
 		rows = open->rows;
 		nesting_level = open->nesting_level;
 		forget_open_query(open);
+		/* before ExecutorEnd, which frees the estate */
+		n_result_values = n1_capture_take(queryDesc, &result_values, true);
 	}
 
 	if (prev_ExecutorEnd)
@@ -995,7 +1020,7 @@ end_statement(QueryDesc *queryDesc)
 	/* Nothing to record, or cleaning up after an error. */
 	if (!tracked || !IsTransactionState() || !ensure_detector())
 		return;
-	record_statement(queryDesc, start, rows, nesting_level);
+	record_statement(queryDesc, start, rows, nesting_level, n_result_values, result_values);
 }
 
 static void
@@ -1114,4 +1139,5 @@ n1_recorder_install_hooks(void)
 	ProcessUtility_hook = n1_ProcessUtility;
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
+	n1_capture_init();
 }
