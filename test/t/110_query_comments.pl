@@ -82,8 +82,10 @@ my $requests = '';
 for my $r (1, 2)
 {
 	my $tp = sprintf("/*traceparent='00-%032x-b7ad6b7169203331-01'*/", $r);
-	$requests .= "SELECT id, author_id FROM books WHERE id BETWEEN 1 AND 3 ORDER BY id $tp;\n";
-	$requests .= "SELECT name FROM authors WHERE id = $_ $tp;\n" for ($r * 10 .. $r * 10 + 2);
+	my ($first, $last) = (($r - 1) * 3 + 1, $r * 3);
+	$requests .= "SELECT id, author_id FROM books WHERE id BETWEEN $first AND $last ORDER BY id $tp;\n";
+	# each book's author, as n_plus_one_sql
+	$requests .= "SELECT name FROM authors WHERE id = " . (($_ % 100) + 1) . " $tp;\n" for ($first .. $last);
 }
 $node->safe_psql('postgres', $requests);
 is($node->safe_psql('postgres', q{SELECT count(*) FROM n1_bursts}), '0',
@@ -95,7 +97,7 @@ $node->safe_psql('postgres', $untagged);
 is($node->safe_psql('postgres', q{SELECT kind, calls FROM n1_bursts}), 'n_plus_one|6',
 	'without trace ids the two requests make one unit');
 # statements without a trace id inside a request do not end it
-(my $mixed = $requests) =~ s{(WHERE id = 1[12]) /\*traceparent='[^']*'\*/}{$1}g;
+(my $mixed = $requests) =~ s{(WHERE id = [34]) /\*traceparent='[^']*'\*/}{$1}g;
 $mixed =~ s{/\*traceparent='[^']*2-b7ad[^']*'\*/}{/*traceparent='00-00000000000000000000000000000001-b7ad6b7169203331-01'*/}g;
 $node->safe_psql('postgres', q{SELECT n1_reset()});
 $node->safe_psql('postgres', $mixed);
