@@ -7,7 +7,7 @@
  *		 - the units of work of one backend, one per trace id: a backend
  *		   shared through a transaction-mode pooler (PgBouncer) interleaves
  *		   requests, and statements of two trace ids must never fall in one
- *		   unit.  N1_TRACE_UNITS detectors at most (each about 40 kB), the
+ *		   unit.  N1_TRACE_UNITS detectors at most (each about 70 kB), the
  *		   first allocated with the backend's first statement, the others
  *		   once, at the first need; when all are taken, the one idle the
  *		   longest ends its unit and serves the new trace id.
