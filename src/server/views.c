@@ -468,7 +468,8 @@ n1_backend_statements(PG_FUNCTION_ARGS)
 			values[i++] = ObjectIdGetDatum(copy->dbid);
 			values[i++] = Int64GetDatum((int64) ev->seq);
 			values[i++] = Int64GetDatum((int64) ev->queryid);
-			if (see_all || copy->userid == userid)
+			/* as the statement's own user: not the slot's (SECURITY DEFINER) */
+			if (see_all || ev->userid == userid)
 				values[i++] = Int64GetDatum((int64) ev->param_hash);
 			else
 				nulls[i++] = true;
