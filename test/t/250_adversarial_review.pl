@@ -156,6 +156,30 @@ for my $filter (q{repeat('(', 60000) || 'true' || repeat(')', 60000)},
 }
 N1Test::server_survived($node, $postmaster, 'fast_count in odd contexts');
 
+# A table rewritten (ALTER COLUMN TYPE) while fast_count waits for its lock:
+# the rewritten rows are new to a snapshot taken before the wait, so a count
+# with the calling statement's snapshot said "exactly 0" (fast_count is
+# VOLATILE: like a volatile function's statements, it counts with a snapshot
+# taken once the relation is locked, as a SELECT naming the table would).
+$node->safe_psql('postgres', qq{
+	CREATE TABLE rewritten AS SELECT g AS a FROM generate_series(1, 20000) g;
+	ANALYZE rewritten;
+	ALTER TABLE rewritten OWNER TO $role;
+});
+my $locker = $node->background_psql('postgres', extra_params => [ '-U', $role ]);
+my $waiter = $node->background_psql('postgres', extra_params => [ '-U', $role ]);
+$locker->query_safe('BEGIN; LOCK TABLE rewritten IN ACCESS EXCLUSIVE MODE;');
+$waiter->query_until(qr/sent/, qq{\\echo sent\nSELECT fast_count('rewritten', 'a::int > 10'), fast_count_query('SELECT a FROM rewritten WHERE a::int > 5');\n});
+$node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT fast_count(''rewritten''%'})
+  or die 'fast_count does not wait for the lock';
+$locker->query_safe('ALTER TABLE rewritten ALTER COLUMN a TYPE text; COMMIT;');
+like($waiter->query_safe(q{SELECT 'done'}), qr/^19990\|19995\ndone$/m,
+	'a table rewritten while fast_count waited for it: counted as it is now');
+$locker->quit;
+$waiter->quit;
+N1Test::server_survived($node, $postmaster, 'table rewritten during fast_count');
+
 # ---------------------------------------------------------------------------
 # Statements run as another user inside a SECURITY DEFINER function
 # ---------------------------------------------------------------------------
