@@ -1,9 +1,9 @@
 # A fresh adversarial review of issue 7's "Done when" (fast_count in odd
 # contexts and on odd relations, statements run as another user inside
-# SECURITY DEFINER functions, the stats file replaced by something that is
-# not a regular file), as an ordinary role unless noted.  Every case asserts
-# a clean error or the right answer, and every group that the server
-# survived.
+# SECURITY DEFINER functions, parameter samples across database encodings,
+# the stats file replaced by something that is not a regular file), as an
+# ordinary role unless noted.  Every case asserts a clean error or the right
+# answer, and every group that the server survived.
 use strict;
 use warnings;
 use POSIX ();
@@ -45,6 +45,8 @@ $node->safe_psql('postgres', qq{
 		RETURN 1;
 	END\$\$;
 	GRANT EXECUTE ON FUNCTION definer_loop() TO $role;
+	-- exact counts, however loaded the machine: no sample stopped by the budget
+	ALTER ROLE $role SET n1detect.fast_count_budget = '5min';
 });
 
 # psql as the plain role: (stdout, stderr) of one script.
@@ -227,6 +229,26 @@ TODO:
 }
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET n1detect.track; SELECT pg_reload_conf();});
 N1Test::server_survived($node, $postmaster, 'SECURITY DEFINER');
+
+# ---------------------------------------------------------------------------
+# Parameter samples recorded in a LATIN1 database, read from a UTF-8 one
+# ---------------------------------------------------------------------------
+# Samples were sent as they were stored: with a client encoding other than
+# the database's, reading n1_offenders failed ("invalid byte sequence for
+# encoding UTF8") for the monitoring roles; bytes invalid in the reader's
+# encoding now show as '?', as in query texts (test 234).
+$node->safe_psql('postgres', q{CREATE DATABASE lat ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'
+	TEMPLATE template0});
+$node->safe_psql('lat', "CREATE EXTENSION n1detect; CREATE TABLE words(id int, w text);
+	GRANT SELECT ON words TO $role; SELECT n1_reset();");
+my $latin = "SET client_encoding = 'LATIN1';\nBEGIN;\nSELECT id FROM words WHERE id <= 6;\n";
+$latin .= "SELECT id FROM words WHERE w = 'caf\xe9$_';\n" for 1 .. 6;
+$node->psql('lat', $latin . "COMMIT;\n", extra_params => [ '-U', $role ]);
+my ($ret, $samples, $stderr) = $node->psql('postgres',
+	q{SET client_encoding = 'LATIN1'; SELECT array_to_string(sample_params, ' ') FROM n1_offenders});
+is($ret, 0, 'samples of a LATIN1 database read from a UTF-8 one, sent as LATIN1: no error') or diag($stderr);
+like($samples, qr/'caf\?\d'/, 'the bytes invalid in UTF-8 show as ?');
+N1Test::server_survived($node, $postmaster, 'samples across encodings');
 
 # ---------------------------------------------------------------------------
 # The stats file replaced by a FIFO (the data directory's owner only)
