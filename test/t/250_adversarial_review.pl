@@ -204,10 +204,7 @@ is($node->safe_psql('postgres', qq{SELECT count(param_hash) FROM n1_backend_stat
 	WHERE userid = '$role'::regrole AND nesting_level = 1}), '9', 'a superuser still sees them');
 $caller->quit;
 
-TODO:
 {
-	todo_skip 'recorder.c: samples of a statement run as another user join the burst of the caller', 1;
-
 	# Repro: a burst that crosses n1detect.min_calls in the caller's own
 	# function goes on inside the definer's, whose parameters (secret.ssn)
 	# are then sampled into the caller's row of n1_offenders.
