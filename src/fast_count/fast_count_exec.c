@@ -153,11 +153,15 @@ n1_fc_check_query_permissions(Query *query)
 }
 
 /*
- * Runs a plan to completion with the caller's snapshot (its own earlier
- * commands visible), sending rows to dest.  attach, if given, sees the
- * plan's state tree after ExecutorStart and before any row is read.
- * Errors propagate; the snapshot pushed here is popped by (sub)transaction
- * abort in that case.
+ * Runs a plan to completion, sending rows to dest.  attach, if given, sees
+ * the plan's state tree after ExecutorStart and before any row is read.
+ * The snapshot is the transaction's as a VOLATILE function's statements get
+ * it (a new one in READ COMMITTED, the caller's own earlier commands
+ * visible), taken now that the relations are locked: the calling
+ * statement's snapshot may predate a wait for a lock held by a table
+ * rewrite, whose new rows it would not see at all (a count of 0).  Errors
+ * propagate; the snapshot pushed here is popped by (sub)transaction abort
+ * in that case.
  */
 void
 n1_fc_run_plan(PlannedStmt *plan, const char *source_text, DestReceiver *dest,
@@ -165,7 +169,7 @@ n1_fc_run_plan(PlannedStmt *plan, const char *source_text, DestReceiver *dest,
 {
 	QueryDesc  *qd;
 
-	PushCopiedSnapshot(GetActiveSnapshot());
+	PushCopiedSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
 	qd = CreateQueryDesc(plan, source_text, GetActiveSnapshot(),
 						 InvalidSnapshot, dest, NULL, NULL, 0);

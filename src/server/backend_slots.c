@@ -174,6 +174,13 @@ n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event)
 	BEGIN_WRITE(slot);
 	DEBUG_STOP_POINT(N1_DEBUG_STOP_EVENT);
 	*target = *event;
+
+	/*
+	 * The user the statement ran as, which may not be the slot's (a SECURITY
+	 * DEFINER function): it decides who may see the statement's parameter
+	 * hash.  Events are written when the statement ends, still as that user.
+	 */
+	target->userid = GetUserId();
 	slot->events_written++;
 	END_WRITE(slot);
 }

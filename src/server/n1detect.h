@@ -207,6 +207,7 @@ typedef struct N1SlotEvent
 	int64		exec_us;
 	uint64		rows;
 	int32		nesting_level;
+	Oid			userid;			/* the user it ran as (set by n1_slot_write_event) */
 } N1SlotEvent;
 
 typedef struct N1SlotBurst

@@ -21,6 +21,7 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access/xlog_internal.h"
@@ -100,6 +101,11 @@ n1_persistence_save(int code)
 		return;
 	}
 
+	/*
+	 * Opening a FIFO for writing blocks until a reader comes, and shutdown
+	 * with it: write a new file, never into whatever has the name.
+	 */
+	(void) unlink(N1_DUMP_FILE ".tmp");
 	file = AllocateFile(N1_DUMP_FILE ".tmp", PG_BINARY_W);
 	if (file == NULL)
 		goto error;
@@ -245,7 +251,19 @@ n1_persistence_load(void)
 	pg_crc32c	stored;
 	const char *problem = NULL;
 	char		problem_buf[128];
+	struct stat st;
 
+	/*
+	 * Opening a FIFO blocks until a writer comes, and the postmaster's start
+	 * with it (deaf to pg_ctl stop): read regular files only.
+	 */
+	if (stat(N1_DUMP_FILE, &st) == 0 && !S_ISREG(st.st_mode))
+	{
+		ereport(LOG,
+				(errmsg("ignoring n1detect file \"%s\": it is not a regular file", N1_DUMP_FILE),
+				 errdetail("n1_offenders starts empty.")));
+		return;
+	}
 	file = AllocateFile(N1_DUMP_FILE, PG_BINARY_R);
 	if (file == NULL)
 	{

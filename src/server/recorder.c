@@ -534,7 +534,12 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 	else
 		(void) restart_after_reset(local, burst, stmt);
 
-	if (result->capture_sample)
+	/*
+	 * Samples only of the burst's own user: a SECURITY DEFINER function
+	 * running the same query must not put values its caller cannot read
+	 * into the caller's row (nor the other way round).
+	 */
+	if (result->capture_sample && GetUserId() == local->userid)
 		n1_capture_sample(queryDesc, &local->samples);
 	copy.generation = local->generation;
 	summarize(&copy.burst, burst, local);

@@ -89,33 +89,18 @@ can_see_all(void)
 	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 }
 
-static Datum
-samples_datum(const N1Samples *samples)
-{
-	Datum		values[N1_BURST_SAMPLES];
-
-	for (int i = 0; i < samples->count; i++)
-		values[i] = CStringGetTextDatum(samples->values[i]);
-	return PointerGetDatum(construct_array(values, samples->count, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
 /*
  * A text of shared memory as a datum of this database: bytes invalid in its
- * encoding (a text of another database, or of a damaged file) become '?'.
+ * encoding (a text or a parameter sample of another database, or of a
+ * damaged file) become '?'.
  */
 static Datum
-text_or_null(const char *s, bool *isnull)
+valid_text(const char *s)
 {
 	int			len;
 	char	   *valid;
 	int			out = 0;
 
-	if (s == NULL || s[0] == '\0')
-	{
-		*isnull = true;
-		return (Datum) 0;
-	}
-	*isnull = false;
 	len = strlen(s);
 	if (pg_verifymbstr(s, len, true))
 		return CStringGetTextDatum(s);
@@ -138,6 +123,24 @@ text_or_null(const char *s, bool *isnull)
 	}
 	valid[out] = '\0';
 	return CStringGetTextDatum(valid);
+}
+
+/* valid_text, or NULL for an empty text */
+static Datum
+text_or_null(const char *s, bool *isnull)
+{
+	*isnull = (s == NULL || s[0] == '\0');
+	return *isnull ? (Datum) 0 : valid_text(s);
+}
+
+static Datum
+samples_datum(const N1Samples *samples)
+{
+	Datum		values[N1_BURST_SAMPLES];
+
+	for (int i = 0; i < samples->count; i++)
+		values[i] = valid_text(samples->values[i]);
+	return PointerGetDatum(construct_array(values, samples->count, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*
@@ -509,7 +512,8 @@ n1_backend_statements(PG_FUNCTION_ARGS)
 			values[i++] = ObjectIdGetDatum(copy->dbid);
 			values[i++] = Int64GetDatum((int64) ev->seq);
 			values[i++] = Int64GetDatum((int64) ev->queryid);
-			if (see_all || copy->userid == userid)
+			/* as the statement's own user: not the slot's (SECURITY DEFINER) */
+			if (see_all || ev->userid == userid)
 				values[i++] = Int64GetDatum((int64) ev->param_hash);
 			else
 				nulls[i++] = true;
