@@ -21,7 +21,6 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "parser/scanner.h"
-#include "parser/gramparse.h"	/* token numbers: ICONST, SCONST, ... */
 #include "utils/memutils.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
@@ -103,6 +102,54 @@ clip_text(char *text)
 
 	if (len >= N1_QUERY_TEXT_LEN)
 		text[pg_mbcliplen(text, len, N1_QUERY_TEXT_LEN - 1)] = '\0';
+}
+
+/*
+ * Token numbers of the core scanner, learnt from the scanner itself:
+ * parser/gramparse.h (which defines them) is not installed from 16 on.
+ */
+static struct
+{
+	bool		known;
+	int			cursor,
+				for_,
+				iconst,
+				fconst,
+				sconst,
+				bconst,
+				xconst,
+				usconst;
+} tokens;
+
+static int
+first_token(const char *s)
+{
+	core_yyscan_t yyscanner;
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+
+	yyscanner = scanner_init(s, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	tok = core_yylex(&yylval, &yylloc, yyscanner);
+	scanner_finish(yyscanner);
+	return tok;
+}
+
+static void
+learn_tokens(void)
+{
+	if (tokens.known)
+		return;
+	tokens.cursor = first_token("cursor");
+	tokens.for_ = first_token("for");
+	tokens.iconst = first_token("1");
+	tokens.fconst = first_token("1.5");
+	tokens.sconst = first_token("'s'");
+	tokens.bconst = first_token("b'1'");
+	tokens.xconst = first_token("x'1'");
+	tokens.usconst = first_token("U&'s'");
+	tokens.known = true;
 }
 
 static int
@@ -286,6 +333,7 @@ n1_cursor_query_start(const char *query, int loc, int len)
 	if (len <= 0)
 		len = strlen(query + loc);
 	stmt = pnstrdup(query + loc, len);
+	learn_tokens();
 	yyscanner = scanner_init(stmt, &yyextra, &ScanKeywords, ScanKeywordTokens);
 	while ((tok = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
 	{
@@ -294,9 +342,9 @@ n1_cursor_query_start(const char *query, int loc, int len)
 			start = loc + yylloc;
 			break;
 		}
-		if (tok == CURSOR)
+		if (tok == tokens.cursor)
 			seen_cursor = true;
-		else if (tok == FOR && seen_cursor)
+		else if (tok == tokens.for_ && seen_cursor)
 			seen_for = true;
 	}
 	scanner_finish(yyscanner);
@@ -376,13 +424,14 @@ n1_query_literals(const char *sql, int loc, int len, char *out, int outlen)
 		len = strlen(sql + loc);
 	stmt = pnstrdup(sql + loc, len);
 	initStringInfo(&buf);
+	learn_tokens();
 
 	yyscanner = scanner_init(stmt, &yyextra, &ScanKeywords, ScanKeywordTokens);
 	yyextra.escape_string_warning = false;
 	while ((tok = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
 	{
-		if (tok == ICONST || tok == FCONST || tok == SCONST ||
-			tok == BCONST || tok == XCONST || tok == USCONST)
+		if (tok == tokens.iconst || tok == tokens.fconst || tok == tokens.sconst ||
+			tok == tokens.bconst || tok == tokens.xconst || tok == tokens.usconst)
 		{
 			if (n++ > 0)
 				appendStringInfoString(&buf, ", ");
