@@ -187,6 +187,10 @@ fill_in_constant_lengths(JumbleState *jstate, const char *query, int query_loc)
 
 		if (loc < 0 || loc <= last_loc)
 			continue;			/* duplicate or outside this statement */
+#if PG_VERSION_NUM >= 180000
+		if (locs[i].squashed)
+			continue;			/* a list of constants: the jumble gave its length */
+#endif
 
 		for (;;)
 		{
@@ -229,6 +233,9 @@ generate_normalized_query(JumbleState *jstate, const char *query,
 	fill_in_constant_lengths(jstate, query, query_loc);
 
 	buflen = query_len + jstate->clocations_count * 10;
+#if PG_VERSION_NUM >= 180000
+	buflen += jstate->clocations_count * (int) strlen(" /*, ... */");
+#endif
 	norm = palloc(buflen + 1);
 
 	for (int i = 0; i < jstate->clocations_count; i++)
@@ -237,6 +244,11 @@ generate_normalized_query(JumbleState *jstate, const char *query,
 		int			tok_len = jstate->clocations[i].length;
 		int			len_to_write;
 
+#if PG_VERSION_NUM >= 180000
+		/* $n parameters keep their text unless lists were squashed (as pg_stat_statements) */
+		if (jstate->clocations[i].extern_param && !jstate->has_squashed_lists)
+			continue;
+#endif
 		if (tok_len < 0 || off < 0)
 			continue;
 		len_to_write = off - last_off - last_tok_len;
@@ -246,6 +258,11 @@ generate_normalized_query(JumbleState *jstate, const char *query,
 		n_quer_loc += len_to_write;
 		n_quer_loc += sprintf(norm + n_quer_loc, "$%d",
 							  replaced + 1 + jstate->highest_extern_param_id);
+#if PG_VERSION_NUM >= 180000
+		/* a squashed list of constants: its first $n and a marker, as pg_stat_statements shows it */
+		if (jstate->clocations[i].squashed)
+			n_quer_loc += sprintf(norm + n_quer_loc, " /*, ... */");
+#endif
 		replaced++;
 		quer_loc = off + tok_len;
 		last_off = off;
@@ -279,11 +296,20 @@ remember_new(uint64 queryid, const char *query, int query_loc,
 	/* where the parameters of the simple protocol start (see n1_query_constants_offset) */
 	if (jstate && jstate->clocations_count > 0)
 	{
-		int			first = jstate->clocations[0].location;
+		int			first = -1;
 
-		for (int i = 1; i < jstate->clocations_count; i++)
-			first = Min(first, jstate->clocations[i].location);
-		constants_offset = Max(first - Max(execution_loc, 0), 0);
+		for (int i = 0; i < jstate->clocations_count; i++)
+		{
+#if PG_VERSION_NUM >= 180000
+			/* a $n parameter (recorded from 18 on) is no literal constant */
+			if (jstate->clocations[i].extern_param)
+				continue;
+#endif
+			if (first < 0 || jstate->clocations[i].location < first)
+				first = jstate->clocations[i].location;
+		}
+		if (first >= 0)
+			constants_offset = Max(first - Max(execution_loc, 0), 0);
 	}
 
 	stmt = CleanQuerytext(query, &query_loc, &query_len);

@@ -267,7 +267,11 @@ remember_cursor_query(ParseState *pstate, Query *query)
 	if (inner == NULL || !IsA(inner, Query) ||
 		inner->queryId != UINT64CONST(0) || !IsQueryIdEnabled())
 		return;
+#if PG_VERSION_NUM >= 160000
+	inner_jstate = JumbleQuery(inner);
+#else
 	inner_jstate = JumbleQuery(inner, pstate->p_sourcetext);
+#endif
 	if (inner->queryId == UINT64CONST(0) || pstate->p_sourcetext == NULL)
 		return;
 	end = query->stmt_len > 0 ?
