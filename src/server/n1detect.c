@@ -101,8 +101,12 @@ check_action_kinds(char **newval, void **extra, GucSource source pg_attribute_un
 	pfree(raw);
 	list_free(names);
 
-	/* GUC "extra" data must be malloc'd (guc_malloc on 16+) */
+	/* GUC "extra" data: malloc'd before 16, from guc_malloc from 16 on (guc_free pfrees it) */
+#if PG_VERSION_NUM >= 160000
+	result = (int *) guc_malloc(LOG, sizeof(int));
+#else
 	result = (int *) malloc(sizeof(int));
+#endif
 	if (result == NULL)
 		return false;
 	*result = mask;
