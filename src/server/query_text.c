@@ -131,6 +131,8 @@ first_token(const char *s)
 	int			tok;
 
 	yyscanner = scanner_init(s, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	/* U&'...' is an error otherwise, whatever the session's setting */
+	yyextra.standard_conforming_strings = true;
 	tok = core_yylex(&yylval, &yylloc, yyscanner);
 	scanner_finish(yyscanner);
 	return tok;
