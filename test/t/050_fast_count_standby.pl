@@ -51,7 +51,9 @@ is($standby->safe_psql('postgres', "SELECT fast_count('empty_t')"), '0',
 is($standby->safe_psql('postgres', $within->("SELECT fast_count('p')", 100000, 0.01)), 't',
 	'a partitioned table on the standby');
 is($standby->safe_psql('postgres',
-	"SELECT fast_count_query('SELECT * FROM t JOIN p USING (id) WHERE t.id < 1000')"), '999',
+	# (a budget no loaded machine exceeds: past it the planner's estimate is the answer)
+	"SET n1detect.fast_count_budget = '10min';
+	 SELECT fast_count_query('SELECT * FROM t JOIN p USING (id) WHERE t.id < 1000')"), '999',
 	'a join is counted exactly on the standby');
 is($standby->safe_psql('postgres',
 	"SET n1detect.fast_count_budget = '1ms';
