@@ -195,6 +195,29 @@ COMMIT;
 SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
 SELECT n1_reset();
 
+-- So do a cursor's rows when a function opened it and the client fetches it
+-- (a returned refcursor), at track = top too.
+CREATE FUNCTION open_books(c refcursor) RETURNS refcursor LANGUAGE plpgsql AS $$
+BEGIN
+  OPEN c FOR SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+  RETURN c;
+END
+$$;
+BEGIN;
+SELECT open_books('returned_cursor');
+FETCH 3 FROM returned_cursor;
+SELECT name FROM authors WHERE id = 2;
+SELECT name FROM authors WHERE id = 3;
+SELECT name FROM authors WHERE id = 4;
+FETCH ALL FROM returned_cursor;
+SELECT name FROM authors WHERE id = 5;
+SELECT name FROM authors WHERE id = 6;
+SELECT name FROM authors WHERE id = 7;
+COMMIT;
+SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
+SELECT n1_reset();
+DROP FUNCTION open_books(refcursor);
+
 -- A PL/pgSQL function that loops internally: invisible at track = top
 -- (one client statement), caught at track = all.
 CREATE FUNCTION author_names(n int) RETURNS SETOF text LANGUAGE plpgsql AS $$
@@ -291,6 +314,147 @@ RESET n1detect.action_kinds;
 -- the bursts that raised are recorded all the same
 SELECT kind, calls FROM offenders;
 SELECT bursts_total, offenders, dealloc FROM n1_info;
+
+-- A query explained, copied, materialized, prepared or declared as a
+-- cursor first lends it neither its text nor the place of its constants
+-- (which made a real N+1 of it a duplicate).
+EXPLAIN (COSTS OFF) SELECT upper(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT lower(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+COPY (SELECT length(name) FROM authors WHERE id = 9 AND name IS NOT NULL) TO STDOUT;
+CREATE TEMP TABLE ctas AS SELECT md5(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+SELECT reverse(name) INTO TEMP select_into FROM authors WHERE id = 9 AND name IS NOT NULL;
+CREATE TEMP VIEW a_view AS SELECT ltrim(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+PREPARE literal_stmt AS SELECT rtrim(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+BEGIN;
+DECLARE a_cursor CURSOR FOR SELECT initcap(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+CLOSE a_cursor;
+COMMIT;
+DEALLOCATE literal_stmt;
+DROP VIEW a_view;
+DROP TABLE ctas, select_into;
+SELECT n1_reset();
+BEGIN;
+SELECT id, author_id FROM books WHERE id <= 5 ORDER BY id;
+\o /dev/null
+SELECT format('SELECT %s(name) FROM authors WHERE id = %s AND name IS NOT NULL', f, g + 1)
+  FROM generate_series(1, 5) g,
+       unnest(ARRAY['upper', 'lower', 'length', 'md5', 'reverse', 'ltrim', 'rtrim', 'initcap']) f
+  ORDER BY g \gexec
+\o
+COMMIT;
+SELECT kind, query, parent_query, calls FROM offenders;
+SELECT n1_reset();
+
+-- What EXPLAIN ANALYZE, COPY (query) TO and CREATE TABLE AS run is theirs,
+-- not the application's: not recorded, even at track = all.
+SET n1detect.track = 'all';
+BEGIN;
+SELECT id, author_id FROM books WHERE id <= 5 ORDER BY id;
+\o /dev/null
+SELECT format('EXPLAIN ANALYZE SELECT upper(name) FROM authors WHERE id = %s', g),
+       format('COPY (SELECT lower(name) FROM authors WHERE id = %s) TO STDOUT', g),
+       format('CREATE TEMP TABLE ctas_%s AS SELECT md5(name) FROM authors WHERE id = %s', g, g)
+  FROM generate_series(2, 6) g \gexec
+\o
+COMMIT;
+RESET n1detect.track;
+SELECT count(*) FROM n1_offenders;
+
+-- PL/pgSQL in a DO block or a procedure fetches a FOR loop's rows one at a
+-- time (non-atomic): the loop's query is still the parent, as in a
+-- function, also when the procedure commits in the loop.
+CREATE PROCEDURE author_loop(n int, do_commit bool) LANGUAGE plpgsql AS $$
+DECLARE
+  b record;
+  author_name text;
+BEGIN
+  FOR b IN SELECT id, author_id FROM books WHERE id <= n ORDER BY id LOOP
+    SELECT upper(name) INTO author_name FROM authors WHERE id = b.author_id;
+    IF do_commit THEN
+      COMMIT;
+    END IF;
+  END LOOP;
+END
+$$;
+SET n1detect.track = 'all';
+DO $$
+DECLARE
+  b record;
+  author_name text;
+BEGIN
+  FOR b IN SELECT id, author_id FROM books WHERE id <= 7 ORDER BY id LOOP
+    SELECT name INTO author_name FROM authors WHERE id = b.author_id;
+  END LOOP;
+END
+$$;
+RESET n1detect.track;
+SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
+SELECT n1_reset();
+BEGIN; COMMIT;  -- ends the unit of work
+SET n1detect.track = 'all';
+CALL author_loop(6, false);
+RESET n1detect.track;
+SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
+SELECT n1_reset();
+BEGIN; COMMIT;  -- ends the unit of work
+SET n1detect.track = 'all';
+CALL author_loop(6, true);
+RESET n1detect.track;
+SELECT kind, query, parent_query, calls, max_parent_rows FROM offenders;
+SELECT n1_reset();
+BEGIN; COMMIT;  -- ends the unit of work
+
+-- n1detect.action = error raises in the statement whose call crosses
+-- n1detect.min_calls (here a FETCH running a cursor to its end), never in
+-- the COMMIT that closes the cursors left open: that one warns, and commits.
+CREATE TABLE action_log (note text);
+SET n1detect.action = 'error';
+BEGIN;
+SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+DECLARE c2 CURSOR FOR SELECT name FROM authors WHERE id = 2;
+FETCH ALL FROM c2;
+DECLARE c3 CURSOR FOR SELECT name FROM authors WHERE id = 3;
+FETCH ALL FROM c3;
+DECLARE c4 CURSOR FOR SELECT name FROM authors WHERE id = 4;
+FETCH ALL FROM c4;
+DECLARE c5 CURSOR FOR SELECT name FROM authors WHERE id = 5;
+FETCH ALL FROM c5;
+DECLARE c6 CURSOR FOR SELECT name FROM authors WHERE id = 6;
+FETCH ALL FROM c6;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+INSERT INTO action_log VALUES ('committed');
+SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+DECLARE c2 CURSOR FOR SELECT name FROM authors WHERE id = 2;
+DECLARE c3 CURSOR FOR SELECT name FROM authors WHERE id = 3;
+DECLARE c4 CURSOR FOR SELECT name FROM authors WHERE id = 4;
+DECLARE c5 CURSOR FOR SELECT name FROM authors WHERE id = 5;
+DECLARE c6 CURSOR FOR SELECT name FROM authors WHERE id = 6;
+COMMIT;
+-- nor in the COMMIT that materializes WITH HOLD cursors (run to their end there)
+BEGIN;
+INSERT INTO action_log VALUES ('committed too');
+SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+DECLARE h2 CURSOR WITH HOLD FOR SELECT name FROM authors WHERE id = 2;
+FETCH 1 FROM h2;
+DECLARE h3 CURSOR WITH HOLD FOR SELECT name FROM authors WHERE id = 3;
+FETCH 1 FROM h3;
+DECLARE h4 CURSOR WITH HOLD FOR SELECT name FROM authors WHERE id = 4;
+FETCH 1 FROM h4;
+DECLARE h5 CURSOR WITH HOLD FOR SELECT name FROM authors WHERE id = 5;
+FETCH 1 FROM h5;
+DECLARE h6 CURSOR WITH HOLD FOR SELECT name FROM authors WHERE id = 6;
+FETCH 1 FROM h6;
+COMMIT;
+CLOSE ALL;
+RESET n1detect.action;
+SELECT note FROM action_log;
+SELECT kind, query, calls FROM offenders;
+DROP TABLE action_log;
+DROP PROCEDURE author_loop(int, bool);
+SELECT n1_reset();
 
 -- Settings are validated.
 SET n1detect.action_kinds = 'n_plus_one, bogus';

@@ -4,14 +4,18 @@
  *
  * Owns the per-unit bookkeeping behind detector.h: the fixed table of the
  * unit's queries (with an open-addressing index by query id), distinct
- * parameter counting, burst classification and parent choice, unit
- * boundaries, and eviction when a unit has more queries than fit.
+ * parameter counting, the values that prove parents (each query's parameter
+ * values, and a Bloom filter of its result values), burst classification and
+ * parent choice, unit boundaries, and eviction when a unit has more queries
+ * than fit.  It never sees a value itself, only hashes, and never allocates.
  *
  * Everything here is plain C99 with no PostgreSQL dependency and no
  * allocation.  n1_detector_statement runs for every statement of every
- * backend, so its common path is a hash lookup and a few stores; loops over
- * all of the unit's queries happen only when a query crosses min_calls, when
- * a query must be evicted, and when a unit ends.
+ * backend, so its common path is a hash lookup, a few stores and a scan of
+ * at most N1_QUERY_VALUES parameter values (only until they are full);
+ * loops over all of the unit's queries happen only when a parent is sought
+ * (a query crosses min_calls, or brings a new value while its parent is not
+ * proven), when a query must be evicted, and when a unit ends.
  */
 #include "detector.h"
 
@@ -31,6 +35,8 @@ typedef char n1_queries_fit_int16[N1_UNIT_MAX_QUERIES <= 32767 ? 1 : -1];
 /* A victim for eviction always exists: bursts and their parents cannot fill queries[]. */
 typedef char n1_eviction_possible[2 * N1_UNIT_MAX_BURSTS < N1_UNIT_MAX_QUERIES ? 1 : -1];
 typedef char n1_bitmap_whole_words[N1_DISTINCT_BITMAP_BITS % 64 == 0 ? 1 : -1];
+/* filter_bits() takes 3 x 11 bits of one hash. */
+typedef char n1_filter_is_2048_bits[N1_RESULT_FILTER_BITS == 2048 ? 1 : -1];
 
 /*
  * 64-bit finalizer (splitmix64).  Query ids and parameter hashes are hashes
@@ -63,6 +69,138 @@ param_bit(uint64_t param_hash)
 {
 	return (int) (mix64(param_hash ^ UINT64_C(0x9e3779b97f4a7c15)) %
 				  N1_DISTINCT_BITMAP_BITS);
+}
+
+/*
+ * The three bits of a value in a result filter, from one mixed hash (yet
+ * another constant, uncorrelated with the two uses above).
+ */
+static inline void
+filter_bits(uint64_t value, int bits[3])
+{
+	uint64_t	h = mix64(value ^ UINT64_C(0xd6e8feb86659fd93));
+
+	bits[0] = (int) (h & 2047);
+	bits[1] = (int) ((h >> 11) & 2047);
+	bits[2] = (int) ((h >> 22) & 2047);
+}
+
+static inline bool
+filter_has(const N1UnitQuery *q, uint64_t value)
+{
+	int			b[3];
+
+	if (q->filter_values <= 0)
+		return false;
+	filter_bits(value, b);
+	return (q->filter[b[0] >> 6] >> (b[0] & 63) & 1) &&
+		(q->filter[b[1] >> 6] >> (b[1] & 63) & 1) &&
+		(q->filter[b[2] >> 6] >> (b[2] & 63) & 1);
+}
+
+/*
+ * Adds result values to q's filter, cleared on first use.  A value whose bits
+ * are all set already is not counted, so repeated keys (a foreign key shared
+ * by many rows) do not use up the N1_RESULT_FILTER_MAX budget.
+ */
+static void
+filter_add(N1UnitQuery *q, const uint64_t *values, int n)
+{
+	int			i;
+
+	if (q->filter_values < 0)
+	{
+		memset(q->filter, 0, sizeof(q->filter));
+		q->filter_values = 0;
+	}
+	for (i = 0; i < n && q->filter_values < N1_RESULT_FILTER_MAX; i++)
+	{
+		int			b[3];
+		int			j;
+		bool		fresh = false;
+
+		filter_bits(values[i], b);
+		for (j = 0; j < 3; j++)
+		{
+			uint64_t	mask = UINT64_C(1) << (b[j] & 63);
+
+			if (!(q->filter[b[j] >> 6] & mask))
+			{
+				q->filter[b[j] >> 6] |= mask;
+				fresh = true;
+			}
+		}
+		if (fresh)
+			q->filter_values++;
+	}
+}
+
+/* Result values of a query that returned rows (a statement or a cursor batch). */
+static void
+add_results(N1UnitQuery *q, const uint64_t *values, int n)
+{
+	if (n == N1_VALUES_UNKNOWN || (n > 0 && values == NULL))
+		q->results_unknown = true;
+	else if (n > 0)
+		filter_add(q, values, n);
+}
+
+/*
+ * Record one call's parameter values in q->vals[] (distinct values, with the
+ * number of calls that had each), until it is full.
+ */
+static void
+add_values(N1UnitQuery *q, const N1Statement *stmt)
+{
+	uint64_t	lazy[N1_CALL_VALUES];
+	const uint64_t *values = stmt->values;
+	int			n = stmt->n_values;
+	int			i,
+				j;
+
+	if (n == N1_VALUES_UNKNOWN || (n == N1_VALUES_LAZY && stmt->fill_values == NULL))
+	{
+		q->values_unknown = true;
+		return;
+	}
+	if (q->values_full)
+		return;
+	if (n == N1_VALUES_LAZY)
+	{
+		n = stmt->fill_values(stmt->fill_arg, lazy);
+		values = lazy;
+	}
+	q->val_calls++;
+	for (i = 0; i < n && i < N1_CALL_VALUES; i++)
+	{
+		uint64_t	v = values[i];
+
+		/* one value twice in a call counts once */
+		for (j = 0; j < i; j++)
+			if (values[j] == v)
+				break;
+		if (j < i)
+			continue;
+		for (j = 0; j < q->n_vals; j++)
+		{
+			if (q->vals[j] == v)
+			{
+				q->val_count[j]++;
+				break;
+			}
+		}
+		if (j < q->n_vals)
+			continue;
+		if (q->n_vals == N1_QUERY_VALUES)
+		{
+			q->values_full = true;
+			return;
+		}
+		q->vals[q->n_vals] = v;
+		q->val_count[q->n_vals] = 1;
+		q->n_vals++;
+		q->values_changed = true;
+	}
 }
 
 /*
@@ -101,6 +239,15 @@ probe(const N1Detector *d, uint64_t query_id)
 			return slot;
 		slot = (slot + 1) & N1_TABLE_MASK;
 	}
+}
+
+/* The unit's entry of query_id, or NULL. */
+static N1UnitQuery *
+find_query(N1Detector *d, uint64_t query_id)
+{
+	int			idx = d->table[probe(d, query_id)];
+
+	return idx >= 0 ? &d->queries[idx] : NULL;
 }
 
 /*
@@ -223,6 +370,13 @@ get_query(N1Detector *d, uint64_t query_id)
 	q->burst = -1;
 	q->burst_dropped = false;
 	q->parent_of = 0;
+	q->values_unknown = false;
+	q->values_full = false;
+	q->values_changed = false;
+	q->n_vals = 0;
+	q->val_calls = 0;
+	q->results_unknown = false;
+	q->filter_values = -1;
 	d->table[slot] = (int16_t) idx;
 	return q;
 }
@@ -304,24 +458,75 @@ add_param(N1UnitQuery *q, uint64_t param_hash)
  * ----------------------------------------------------------------
  */
 
-static N1Kind
-classify(const N1UnitQuery *q, const N1Burst *b)
+/*
+ * Can c be the parent of q (see detector.h): it returned >= 2 rows in one
+ * call or cursor, was first seen before q, and has fewer calls than q now.
+ * Requiring fewer calls is what keeps the siblings of one loop body (which
+ * have as many calls as q, or one more if they run before q in the body)
+ * from being taken for parents, and q itself is excluded explicitly, so
+ * keyset pagination is a LOOP.
+ */
+static inline bool
+parent_candidate(const N1UnitQuery *c, const N1UnitQuery *q)
 {
-	if (q->distinct <= 1)
-		return N1_KIND_DUPLICATE;
-	return b->parent_query_id != 0 ? N1_KIND_N_PLUS_ONE : N1_KIND_LOOP;
+	return c != q && c->max_rows >= 2 && c->first_seq < q->first_seq &&
+		c->calls < q->calls;
 }
 
 /*
- * Parent of q as it crosses min_calls: see detector.h.  Candidates returned
- * >= 2 rows in one call or cursor, were first seen before q, and have fewer
- * calls than q now; the most recently active wins.  Requiring fewer calls is
- * what keeps the siblings of one loop body (which have as many calls as q, or
- * one more if they run before q in the body) from being taken for parents,
- * and q itself is excluded explicitly, so keyset pagination is a LOOP.
+ * The values rule: the candidate whose result filter holds the most of q's
+ * varying parameter values (all of them for a duplicate), if a strict
+ * majority; ties go to the most recently active.  Sets *checked and *found.
  */
 static N1UnitQuery *
-choose_parent(N1Detector *d, const N1UnitQuery *q)
+choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *found)
+{
+	uint64_t	v[N1_QUERY_VALUES];
+	int			n = 0;
+	N1UnitQuery *best = NULL;
+	int			best_found = 0;
+	int			i,
+				j;
+
+	*checked = 0;
+	*found = 0;
+	/* values in every call are constants of the loop, not what drives it */
+	for (i = 0; i < q->n_vals; i++)
+		if (q->val_count[i] < q->val_calls || q->distinct <= 1)
+			v[n++] = q->vals[i];
+	if (n == 0)
+		return NULL;
+	*checked = n;
+
+	for (i = 0; i < d->n_queries; i++)
+	{
+		N1UnitQuery *c = &d->queries[i];
+		int			hits = 0;
+
+		if (c->filter_values <= 0 || !parent_candidate(c, q))
+			continue;
+		for (j = 0; j < n; j++)
+			hits += filter_has(c, v[j]);
+		if (hits > best_found ||
+			(hits == best_found && hits > 0 && c->last_seq > best->last_seq))
+		{
+			best = c;
+			best_found = hits;
+		}
+	}
+	if (best == NULL || 2 * best_found <= n)
+		return NULL;
+	*found = best_found;
+	return best;
+}
+
+/*
+ * The timing rule, for what has no values: among the candidates (those
+ * without known result values when q's values are known), the most recently
+ * active.
+ */
+static N1UnitQuery *
+choose_parent_by_timing(N1Detector *d, const N1UnitQuery *q)
 {
 	N1UnitQuery *best = NULL;
 	int			i;
@@ -330,13 +535,20 @@ choose_parent(N1Detector *d, const N1UnitQuery *q)
 	{
 		N1UnitQuery *c = &d->queries[i];
 
-		if (c == q || c->max_rows < 2 || c->first_seq >= q->first_seq ||
-			c->calls >= q->calls)
+		if (!parent_candidate(c, q) || !(q->values_unknown || c->results_unknown))
 			continue;
 		if (best == NULL || c->last_seq > best->last_seq)
 			best = c;
 	}
 	return best;
+}
+
+static N1Kind
+classify(const N1UnitQuery *q, const N1Burst *b)
+{
+	if (q->distinct <= 1)
+		return N1_KIND_DUPLICATE;
+	return b->parent_query_id != 0 ? N1_KIND_N_PLUS_ONE : N1_KIND_LOOP;
 }
 
 /* Copy the query's running totals into its burst. */
@@ -371,9 +583,38 @@ sync_parent(N1Detector *d, const N1UnitQuery *p)
 	}
 }
 
-/* q just reached min_calls: open its burst, or count it as dropped. */
+static void
+set_parent(N1Burst *b, N1UnitQuery *parent, N1ParentEvidence evidence)
+{
+	b->parent_query_id = parent->query_id;
+	b->parent_evidence = evidence;
+	b->parent_calls = parent->calls;
+	b->parent_rows = parent->max_rows;
+	parent->parent_of++;
+}
+
+/*
+ * q brought a new parameter value and has no parent proven by values: look
+ * again.  Returns the parent found (NULL if none) and what the search saw.
+ */
+static N1UnitQuery *
+seek_proven_parent(N1Detector *d, N1UnitQuery *q, int *checked, int *found)
+{
+	q->values_changed = false;
+	if (q->values_unknown)
+	{
+		*checked = *found = 0;
+		return NULL;
+	}
+	return choose_parent_by_values(d, q, checked, found);
+}
+
+/*
+ * q reached its threshold: open its burst (with the parent already proven,
+ * if any), or count it as dropped.
+ */
 static N1Burst *
-open_burst(N1Detector *d, N1UnitQuery *q)
+open_burst(N1Detector *d, N1UnitQuery *q, N1UnitQuery *proven, int checked, int found)
 {
 	N1UnitQuery *parent;
 	N1Burst    *b;
@@ -382,6 +623,7 @@ open_burst(N1Detector *d, N1UnitQuery *q)
 	{
 		q->burst_dropped = true;
 		d->dropped_bursts++;
+		d->unit_dropped_bursts++;
 		return NULL;
 	}
 
@@ -392,14 +634,14 @@ open_burst(N1Detector *d, N1UnitQuery *q)
 	q->burst = d->n_bursts;
 	d->n_bursts++;
 
-	parent = choose_parent(d, q);
-	if (parent != NULL)
-	{
-		b->parent_query_id = parent->query_id;
-		b->parent_calls = parent->calls;
-		b->parent_rows = parent->max_rows;
-		parent->parent_of++;
-	}
+	if (proven == NULL)
+		proven = seek_proven_parent(d, q, &checked, &found);
+	b->values_checked = checked;
+	b->values_found = found;
+	if (proven != NULL)
+		set_parent(b, proven, N1_EVIDENCE_VALUES);
+	else if ((parent = choose_parent_by_timing(d, q)) != NULL)
+		set_parent(b, parent, N1_EVIDENCE_TIMING);
 	sync_burst(b, q);
 	b->kind = classify(q, b);
 	return b;
@@ -433,6 +675,7 @@ end_unit(N1Detector *d, N1UnitEndReason reason)
 	d->in_unit = false;
 	d->n_queries = 0;
 	d->n_bursts = 0;
+	d->unit_dropped_bursts = 0;
 	memset(d->table, 0xff, sizeof(d->table));	/* all -1 */
 
 	if (d->config.burst_ended != NULL)
@@ -486,6 +729,10 @@ apply_config_bounds(N1DetectorConfig *c)
 {
 	if (c->min_calls < 2)
 		c->min_calls = 2;
+	if (c->min_calls_proven <= 0 || c->min_calls_proven > c->min_calls)
+		c->min_calls_proven = c->min_calls;
+	if (c->min_calls_proven < 2)
+		c->min_calls_proven = 2;
 	if (c->max_gap_us < 0)
 		c->max_gap_us = 0;
 }
@@ -500,9 +747,11 @@ n1_detector_init(N1Detector *d, const N1DetectorConfig *config)
 }
 
 void
-n1_detector_configure(N1Detector *d, int min_calls, int64_t max_gap_us)
+n1_detector_configure(N1Detector *d, int min_calls, int min_calls_proven,
+					  int64_t max_gap_us)
 {
 	d->config.min_calls = min_calls;
+	d->config.min_calls_proven = min_calls_proven;
 	d->config.max_gap_us = max_gap_us;
 	apply_config_bounds(&d->config);
 }
@@ -542,6 +791,9 @@ n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 	if (stmt->rows > q->max_rows)
 		q->max_rows = stmt->rows;
 	add_param(q, stmt->param_hash);
+	add_values(q, stmt);
+	if (stmt->rows >= 2)
+		add_results(q, stmt->result_values, stmt->n_result_values);
 
 	if (q->parent_of > 0)
 		sync_parent(d, q);
@@ -550,15 +802,53 @@ n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 	{
 		b = &d->bursts[q->burst];
 		old_kind = b->kind;
+		if (b->parent_evidence != N1_EVIDENCE_VALUES && q->values_changed)
+		{
+			int			checked,
+						found;
+			N1UnitQuery *p = seek_proven_parent(d, q, &checked, &found);
+
+			b->values_checked = checked;
+			b->values_found = found;
+			if (p != NULL)
+			{
+				if (b->parent_query_id != 0)
+				{
+					N1UnitQuery *old = find_query(d, b->parent_query_id);
+
+					if (old != NULL)
+						old->parent_of--;
+				}
+				set_parent(b, p, N1_EVIDENCE_VALUES);
+			}
+		}
 		sync_burst(b, q);
 		b->kind = classify(q, b);
 		result->kind_changed = b->kind != old_kind;
 	}
-	else if (!q->burst_dropped && q->calls >= d->config.min_calls)
+	else if (q->burst_dropped)
+		return;
+	else if (q->calls >= d->config.min_calls)
 	{
-		b = open_burst(d, q);
+		b = open_burst(d, q, NULL, 0, 0);
 		if (b == NULL)
 			return;				/* no room: counted in dropped_bursts */
+		result->crossed = true;
+		result->kind_changed = true;
+	}
+	else if (q->calls >= d->config.min_calls_proven && q->values_changed &&
+			 q->distinct >= 2)
+	{
+		/* strict mode: a loop of fewer calls is a burst once its parent is proven */
+		int			checked,
+					found;
+		N1UnitQuery *p = seek_proven_parent(d, q, &checked, &found);
+
+		if (p == NULL)
+			return;
+		b = open_burst(d, q, p, checked, found);
+		if (b == NULL)
+			return;
 		result->crossed = true;
 		result->kind_changed = true;
 	}
@@ -575,7 +865,7 @@ n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 
 void
 n1_detector_rows(N1Detector *d, uint64_t query_id, uint64_t total_rows,
-				 int64_t now_us)
+				 int64_t now_us, const uint64_t *values, int n_values)
 {
 	N1UnitQuery *q;
 
@@ -586,6 +876,7 @@ n1_detector_rows(N1Detector *d, uint64_t query_id, uint64_t total_rows,
 
 	q = get_query(d, query_id);
 	q->last_seq = d->seq;
+	add_results(q, values, n_values);
 	if (total_rows > q->max_rows)
 	{
 		q->max_rows = total_rows;
@@ -605,6 +896,21 @@ n1_detector_bursts(const N1Detector *d, const N1Burst **bursts)
 {
 	*bursts = d->bursts;
 	return d->in_unit ? d->n_bursts : 0;
+}
+
+const char *
+n1_evidence_name(N1ParentEvidence evidence)
+{
+	switch (evidence)
+	{
+		case N1_EVIDENCE_NONE:
+			return "none";
+		case N1_EVIDENCE_VALUES:
+			return "values";
+		case N1_EVIDENCE_TIMING:
+			return "timing";
+	}
+	return "unknown";
 }
 
 const char *

@@ -18,17 +18,42 @@
  *	 N1_KIND_N_PLUS_ONE: >= 2 distinct parameter sets and a parent exists;
  *	 N1_KIND_DUPLICATE:  the same parameter set every time;
  *	 N1_KIND_LOOP:		 distinct parameter sets but no parent.
+ * A query with a parent proven by values (below) is a burst from
+ * min_calls_proven calls on (strict mode: 2), the others from min_calls.
  *
- * Parent of a burst of query Q (decided when Q crosses min_calls): among the
- * other queries of the unit that returned >= 2 rows in one call (or through
- * cursor fetches, see n1_detector_rows), that were first seen before Q's
- * first call, and that have fewer calls than Q at that moment, the one whose
- * latest activity is most recent.  Siblings of one loop (same number of
- * calls) are thereby never each other's parent, and in nested loops each
- * level's parent is the level above it.
+ * Parent of a burst of query Q.  Candidates are the other queries of the
+ * unit that returned >= 2 rows in one call (or through cursor fetches, see
+ * n1_detector_rows), were first seen before Q's first call, and have fewer
+ * calls than Q at that moment: siblings of one loop body (as many calls as
+ * Q, or first seen after it) are never each other's parent, and Q is never
+ * its own (keyset pagination is a loop).  Among them, two rules:
+ *
+ *	 Values (the rule whenever the front end gives values, as the server
+ *	 does): each call of Q brings up to N1_CALL_VALUES hashes of its
+ *	 parameter values, and each candidate's calls brought hashes of the
+ *	 key-like values of their result rows (a Bloom filter per query).  Q's
+ *	 parameter values that vary between its calls (the first
+ *	 N1_QUERY_VALUES distinct ones; for a duplicate, its one value) are
+ *	 looked up in each candidate's filter; the candidate holding the most
+ *	 of them, if that is a strict majority, is the parent (ties: the most
+ *	 recently active, so in nested loops each level's parent is the level
+ *	 above it).  No majority anywhere: no parent, so a loop over constants
+ *	 or over values from no result is a LOOP, never an N+1.  The choice is
+ *	 made when Q crosses min_calls and tried again each time Q brings a new
+ *	 distinct value until one is proven; once proven it is kept for the unit.
+ *
+ *	 Timing (fallback, only for what has no values: a statement fed with
+ *	 n_values = N1_VALUES_UNKNOWN, e.g. a log reader that sees no rows, or a
+ *	 candidate fed with n_result_values = N1_VALUES_UNKNOWN): the candidate
+ *	 whose latest activity is most recent, decided once when Q crosses
+ *	 min_calls.
+ *
+ * N1Burst.parent_evidence says which rule named the parent.
  *
  * Memory is fixed: everything lives inside N1Detector, which the caller
- * allocates once; no function allocates.
+ * allocates once; no function allocates.  Per query of the unit:
+ * 2048 bits of result filter (256 bytes) and 16 parameter values; about
+ * 55 KB for the whole N1Detector (25 KB before values).
  */
 #ifndef N1DETECT_DETECTOR_H
 #define N1DETECT_DETECTOR_H
@@ -47,6 +72,18 @@
 #define N1_DISTINCT_EXACT 16
 /* Bits of the linear-counting bitmap used past N1_DISTINCT_EXACT. */
 #define N1_DISTINCT_BITMAP_BITS 1024
+/* Parameter value hashes a statement brings (one per parameter, the first ones). */
+#define N1_CALL_VALUES 4
+/* Distinct parameter values kept per query of a unit, to prove its parent. */
+#define N1_QUERY_VALUES 16
+/* Bits of the Bloom filter of a query's result values (3 bits per value). */
+#define N1_RESULT_FILTER_BITS 2048
+/* Values added to one query's filter per unit; later ones are not added (false positives stay <= 3%). */
+#define N1_RESULT_FILTER_MAX 256
+/* n_values / n_result_values of a front end that cannot see them. */
+#define N1_VALUES_UNKNOWN (-1)
+/* n_values: ask fill_values, only if the detector needs this call's values. */
+#define N1_VALUES_LAZY (-2)
 
 typedef enum N1Kind
 {
@@ -55,6 +92,14 @@ typedef enum N1Kind
 	N1_KIND_DUPLICATE,
 	N1_KIND_LOOP
 } N1Kind;
+
+/* How a burst's parent was established (see the head comment). */
+typedef enum N1ParentEvidence
+{
+	N1_EVIDENCE_NONE = 0,		/* no parent */
+	N1_EVIDENCE_VALUES,			/* its result values hold most of the child's parameter values */
+	N1_EVIDENCE_TIMING			/* values unknown: the most recently active candidate */
+} N1ParentEvidence;
 
 typedef enum N1UnitEndReason
 {
@@ -72,6 +117,28 @@ typedef struct N1Statement
 	int64_t		start_us;		/* start, microseconds (any epoch, monotonic enough) */
 	int64_t		end_us;			/* end, same clock */
 	uint64_t	rows;			/* rows returned or affected */
+	/*
+	 * Hashes of the call's parameter values, one per value (the same hash for
+	 * one value whatever its type: see result_capture.c), or n_values =
+	 * N1_VALUES_UNKNOWN when the front end cannot tell (timing rule then).
+	 */
+	int			n_values;
+	uint64_t	values[N1_CALL_VALUES];
+	/*
+	 * With n_values = N1_VALUES_LAZY: writes the values (at most
+	 * N1_CALL_VALUES) and returns their number; called at most once, and not
+	 * at all once the query has all the values it keeps (its first
+	 * N1_QUERY_VALUES distinct ones), which is most calls of a long loop.
+	 */
+	int			(*fill_values) (void *arg, uint64_t *out);
+	void	   *fill_arg;
+	/*
+	 * Hashes of key-like values of the rows returned (any number, any
+	 * order, duplicates allowed), or n_result_values = N1_VALUES_UNKNOWN.
+	 * Used when rows >= 2.
+	 */
+	const uint64_t *result_values;
+	int			n_result_values;
 } N1Statement;
 
 /* A query that crossed min_calls in the current unit. */
@@ -80,6 +147,9 @@ typedef struct N1Burst
 	int			index;			/* 0..N1_UNIT_MAX_BURSTS-1, stable for the unit */
 	uint64_t	query_id;
 	uint64_t	parent_query_id;	/* 0 when there is no parent */
+	N1ParentEvidence parent_evidence;
+	int			values_checked; /* values rule: the child's values looked up */
+	int			values_found;	/* and how many the parent's results hold */
 	N1Kind		kind;
 	int64_t		calls;			/* calls of the query in the unit, all of them */
 	int64_t		distinct_params;	/* exact up to N1_DISTINCT_EXACT, estimated beyond */
@@ -94,6 +164,8 @@ typedef struct N1Burst
 typedef struct N1DetectorConfig
 {
 	int			min_calls;		/* >= 2 */
+	int			min_calls_proven;	/* 2..min_calls: calls that make a burst of a query
+									 * whose parent is proven by values (0: min_calls) */
 	int64_t		max_gap_us;		/* >= 0 */
 	/*
 	 * Called once per burst when its unit ends (before the next unit starts),
@@ -143,6 +215,18 @@ typedef struct N1UnitQuery
 	int			burst;			/* index into bursts[], or -1 */
 	bool		burst_dropped;	/* crossed min_calls when bursts[] was full */
 	int			parent_of;		/* bursts of the unit whose parent this query is */
+	/* values rule: this query as a child */
+	bool		values_unknown; /* a call came with N1_VALUES_UNKNOWN */
+	bool		values_full;	/* vals[] full: later calls are not recorded */
+	bool		values_changed; /* a value was added since the last parent search */
+	int			n_vals;
+	int			val_calls;		/* calls recorded in vals[] */
+	uint64_t	vals[N1_QUERY_VALUES];
+	int			val_count[N1_QUERY_VALUES];	/* calls that had the value */
+	/* values rule: this query as a parent */
+	bool		results_unknown;	/* a call of >= 2 rows came with N1_VALUES_UNKNOWN */
+	int			filter_values;	/* values added to filter; -1 = filter not cleared yet */
+	uint64_t	filter[N1_RESULT_FILTER_BITS / 64];
 } N1UnitQuery;
 
 typedef struct N1Detector
@@ -160,18 +244,21 @@ typedef struct N1Detector
 	/* lifetime counters, for diagnostics */
 	uint64_t	units;			/* units opened */
 	uint64_t	evicted_queries;
-	uint64_t	dropped_bursts;
+	uint64_t	dropped_bursts; /* queries that crossed min_calls when bursts[] was full */
+	int			unit_dropped_bursts;	/* the same, in the open unit */
 } N1Detector;
 
 extern void n1_detector_init(N1Detector *d, const N1DetectorConfig *config);
 
 /*
- * Change min_calls / max_gap_us (callbacks kept); takes effect from the next
- * statement, also for the open unit (a query already past a lowered min_calls
- * crosses on its next call).  Values are clamped to min_calls >= 2 and
+ * Change min_calls / min_calls_proven / max_gap_us (callbacks kept); takes
+ * effect from the next statement, also for the open unit (a query already
+ * past a lowered min_calls crosses on its next call).  Values are clamped to
+ * min_calls >= 2, 2 <= min_calls_proven <= min_calls (0 means min_calls) and
  * max_gap_us >= 0, here and in n1_detector_init.
  */
-extern void n1_detector_configure(N1Detector *d, int min_calls, int64_t max_gap_us);
+extern void n1_detector_configure(N1Detector *d, int min_calls, int min_calls_proven,
+								  int64_t max_gap_us);
 
 /*
  * Feed one finished statement.  May first end the current unit (gap), calling
@@ -184,13 +271,16 @@ extern void n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 
 /*
  * A query produced rows without finishing (a cursor FETCH, a PL/pgSQL FOR
- * loop's batch): total_rows so far, at time now_us.  Makes it a parent
- * candidate without counting a call, and refreshes parent_rows of bursts
- * whose parent it is.  Also ends the unit on a gap, and opens one if none is
- * open (the next statement then has unit_started false).
+ * loop's batch): total_rows so far, at time now_us, and the hashes of the
+ * key-like values of the rows of this batch (n_values may be
+ * N1_VALUES_UNKNOWN).  Makes it a parent candidate without counting a call,
+ * and refreshes parent_rows of bursts whose parent it is.  Also ends the
+ * unit on a gap, and opens one if none is open (the next statement then has
+ * unit_started false).  The statement that ends the query later should
+ * bring no result values again (n_result_values 0).
  */
 extern void n1_detector_rows(N1Detector *d, uint64_t query_id, uint64_t total_rows,
-							 int64_t now_us);
+							 int64_t now_us, const uint64_t *values, int n_values);
 
 /* End the current unit now (no-op when none is open). */
 extern void n1_detector_end_unit(N1Detector *d, N1UnitEndReason reason);
@@ -199,5 +289,6 @@ extern void n1_detector_end_unit(N1Detector *d, N1UnitEndReason reason);
 extern int	n1_detector_bursts(const N1Detector *d, const N1Burst **bursts);
 
 extern const char *n1_kind_name(N1Kind kind);
+extern const char *n1_evidence_name(N1ParentEvidence evidence);
 
 #endif							/* N1DETECT_DETECTOR_H */

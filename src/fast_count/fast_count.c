@@ -23,9 +23,15 @@
  * or else estimated by the planner.
  *
  * Filters and queries are parsed here and only ever travel as parse trees:
- * exactly one expression / one SELECT, nothing that writes, locks rows or
- * calls volatile functions; every internal statement also runs with
- * transaction_read_only forced on.
+ * exactly one expression / one SELECT of at most FC_MAX_TEXT_BYTES, nothing
+ * that writes, locks rows or calls volatile functions (as written and with
+ * views, rules and policies expanded); every internal statement also runs
+ * with transaction_read_only forced on.
+ *
+ * Must never: return any number (catalog, sample, exact, planner) before
+ * the executor's privilege checks on the equivalent count(*) passed, use
+ * the catalog when row-level security applies, or leave the error context
+ * stack pointing into its own frame.
  */
 #include "postgres.h"
 
@@ -72,6 +78,8 @@ PG_FUNCTION_INFO_V1(n1_fast_count_query_info);
 /* The catalog is stale when the live-row statistics differ this much. */
 #define FC_STALE_FRACTION 0.2
 #define FC_STALE_MIN_ROWS 100
+/* Longest filter or query text accepted (README, "Privileges and safety"). */
+#define FC_MAX_TEXT_BYTES (128 * 1024)
 
 double		n1_fast_count_max_error = 0.02;
 int			n1_fast_count_budget_ms = 50;
@@ -111,24 +119,27 @@ n1_fast_count_define_gucs(void)
 typedef struct FcCall
 {
 	TimestampTz start;
-	TimestampTz deadline;
+	TimestampTz deadline;		/* start + budget: counting stops here */
+	TimestampTz hard_deadline;	/* start + 2 budgets: a batch is cancelled */
 	Oid			tsm_namespace;
 	const char *source_text;	/* text error positions refer to */
 } FcCall;
 
+/*
+ * The budget starts when the call does (parsing and planning use it up
+ * too).  A call made inside another one (from a function in its filter or
+ * query) also ends by the enclosing call's deadline.
+ */
 static void
 fc_call_init(FcCall *call, FunctionCallInfo fcinfo)
 {
+	TimestampTz budget = (TimestampTz) n1_fast_count_budget_ms * 1000;
+
 	call->start = GetCurrentTimestamp();
-	call->deadline = call->start + (TimestampTz) n1_fast_count_budget_ms * 1000;
+	call->deadline = n1_fc_enclosing_deadline(call->start + budget);
+	call->hard_deadline = n1_fc_enclosing_deadline(call->start + 2 * budget);
 	call->tsm_namespace = get_func_namespace(fcinfo->flinfo->fn_oid);
 	call->source_text = NULL;
-}
-
-static double
-fc_remaining_ms(FcCall *call)
-{
-	return (double) (call->deadline - GetCurrentTimestamp()) / 1000.0;
 }
 
 static void
@@ -191,6 +202,26 @@ fc_reject_null(FunctionCallInfo fcinfo, int argno, const char *what)
 				 errmsg("%s must not be null", what)));
 }
 
+/*
+ * A filter or query as a C string, refused above FC_MAX_TEXT_BYTES: parse
+ * analysis and planning are not interruptible by the budget and grow with
+ * the text (a 1.1 MB filter of OR'ed comparisons takes seconds to plan).
+ */
+static char *
+fc_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	text	   *t = PG_GETARG_TEXT_PP(argno);
+
+	if (VARSIZE_ANY_EXHDR(t) > FC_MAX_TEXT_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("fast_count %s is too long", what),
+				 errdetail("The %s is %zu bytes; at most %d are accepted.",
+						   what, (size_t) VARSIZE_ANY_EXHDR(t), FC_MAX_TEXT_BYTES),
+				 errhint("Count such queries with count(*).")));
+	return text_to_cstring(t);
+}
+
 /* ----------------------------------------------------------------
  * Validation of filters and queries
  * ----------------------------------------------------------------
@@ -235,6 +266,35 @@ fc_check_readonly(Query *q, const char *what)
 				 errdetail("The %s calls a volatile function, which could write or return different rows on every call.",
 						   what),
 				 errhint("Count such queries with count(*).")));
+}
+
+/*
+ * Parse analysis and rewriting of a statement built by fast_count or given
+ * by the caller: read-only and free of volatile functions both as written
+ * and rewritten (views, rules and row-level security policies expanded),
+ * and the executor's privilege checks on every relation it reads.  Returns
+ * the one rewritten query.
+ */
+static Query *
+fc_analyze_checked(RawStmt *raw, const char *source_text, const char *what,
+				   Query **as_written)
+{
+	Query	   *q;
+	List	   *rewritten;
+
+	q = parse_analyze_fixedparams(copyObject(raw), source_text, NULL, 0, NULL);
+	fc_check_readonly(q, what);
+	if (as_written)
+		*as_written = copyObject(q);
+	rewritten = QueryRewrite(q);
+	if (list_length(rewritten) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("fast_count cannot count a query that rules rewrite into several")));
+	q = linitial_node(Query, rewritten);
+	fc_check_readonly(q, what);
+	n1_fc_check_query_permissions(q);
+	return q;
 }
 
 /*
@@ -347,7 +407,6 @@ fc_check_relation(Oid relid)
 {
 	Relation	rel;
 	char		relkind;
-	AclResult	aclresult;
 
 	rel = try_relation_open(relid, AccessShareLock);
 	if (rel == NULL)
@@ -382,14 +441,6 @@ fc_check_relation(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot count rows of temporary tables of other sessions")));
-
-	/* as for count(*): SELECT on the table, or on at least one column */
-	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
-	if (aclresult != ACLCHECK_OK &&
-		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
-								  ACLMASK_ANY) != ACLCHECK_OK)
-		aclcheck_error(aclresult, get_relkind_objtype(relkind),
-					   RelationGetRelationName(rel));
 
 	if (relkind == RELKIND_MATVIEW && !RelationIsPopulated(rel))
 		ereport(ERROR,
@@ -503,8 +554,7 @@ fc_exact_or_planner(FcCall *call, RawStmt *count_stmt, Query *query,
 {
 	int64		cnt;
 
-	if (n1_fc_exact_count(count_stmt, call->source_text,
-						  fc_remaining_ms(call), &cnt))
+	if (n1_fc_exact_count(count_stmt, call->source_text, call->deadline, &cnt))
 	{
 		res->method = FC_METHOD_EXACT;
 		res->estimate = res->lower = res->upper = (double) cnt;
@@ -534,20 +584,16 @@ fc_count_relation(FcCall *call, Oid relid, RangeVar *rv, Node *filter,
 	Query	   *filter_query = NULL;
 
 	fc_check_relation(relid);
-	if (filter != NULL)
-	{
-		List	   *rewritten;
 
-		/* SELECT FROM rel WHERE filter: types, names, privileges, volatility */
-		call->source_text = filter_text;
-		filter_query = parse_analyze_fixedparams(fc_select_from(rv, filter, false),
-												 filter_text, NULL, 0, NULL);
-		fc_check_readonly(filter_query, "filter");
-		rewritten = QueryRewrite(copyObject(filter_query));
-		if (list_length(rewritten) != 1)
-			elog(ERROR, "fast_count: unexpected rewrite of a filter");
-		filter_query = linitial_node(Query, rewritten);
-	}
+	/*
+	 * SELECT FROM rel [WHERE filter], analyzed and rewritten: names, types,
+	 * volatility (views and policies expanded), and the executor's privilege
+	 * checks, as for SELECT count(*) FROM rel [WHERE filter], before any
+	 * number is looked at.
+	 */
+	call->source_text = filter_text;
+	filter_query = fc_analyze_checked(fc_select_from(rv, filter, false),
+									  filter_text ? filter_text : "", "filter", NULL);
 
 	leaves = fc_leaves(relid, rv->inh);
 	rls = check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED;
@@ -601,18 +647,7 @@ fc_count_relation(FcCall *call, Oid relid, RangeVar *rv, Node *filter,
 	if (has_foreign && (filter != NULL || rls))
 	{
 		/* foreign rows cannot be sampled by block */
-		Query	   *q = filter_query;
-
-		if (q == NULL)
-		{
-			List	   *rewritten;
-
-			q = parse_analyze_fixedparams(fc_select_from(rv, NULL, false),
-										  "", NULL, 0, NULL);
-			rewritten = QueryRewrite(q);
-			q = linitial_node(Query, rewritten);
-		}
-		fc_exact_or_planner(call, fc_select_from(rv, filter, true), q,
+		fc_exact_or_planner(call, fc_select_from(rv, filter, true), filter_query,
 							"a foreign table cannot be sampled", res);
 		return;
 	}
@@ -649,6 +684,7 @@ fc_count_relation(FcCall *call, Oid relid, RangeVar *rv, Node *filter,
 		job.leaves = targets;
 		job.nleaves = ntargets;
 		job.deadline = call->deadline;
+		job.hard_deadline = call->hard_deadline;
 		job.max_error = n1_fast_count_max_error;
 		/* an exact count of the whole tree only helps if it all is sampled */
 		job.exact_stmt = used_catalog ? NULL : fc_select_from(rv, filter, true);
@@ -658,7 +694,15 @@ fc_count_relation(FcCall *call, Oid relid, RangeVar *rv, Node *filter,
 
 		res->pages_read = out.pages_read;
 		res->estimate = catalog_rows + out.estimate;
-		if (used_catalog)
+		if (out.no_sample)
+		{
+			res->method = FC_METHOD_PLANNER;
+			res->estimate = Max(0.0, rint(n1_fc_planner_rows(filter_query,
+															 filter_text ? filter_text : "")));
+			res->bounds_known = false;
+			fc_note(res, "n1detect.fast_count_budget ran out before a first sample was read: planner's estimate");
+		}
+		else if (used_catalog)
 		{
 			res->method = FC_METHOD_CATALOG;
 			res->bounds_known = false;
@@ -701,7 +745,7 @@ fc_count_query(FcCall *call, const char *query_text, FcResult *res)
 	RawStmt    *rawstmt;
 	SelectStmt *sel;
 	Query	   *q;
-	List	   *rewritten;
+	Query	   *rewritten;
 	RangeTblEntry *rte = NULL;
 	bool		single;
 
@@ -729,14 +773,7 @@ fc_count_query(FcCall *call, const char *query_text, FcResult *res)
 				 errmsg("fast_count accepts only read-only queries"),
 				 errdetail("SELECT INTO creates a table.")));
 
-	q = parse_analyze_fixedparams(copyObject(rawstmt), query_text, NULL, 0, NULL);
-	fc_check_readonly(q, "query");
-	rewritten = QueryRewrite(copyObject(q));
-	if (list_length(rewritten) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("fast_count_query cannot count a query that rules rewrite into several")));
-	fc_readonly_walker((Node *) linitial(rewritten), (void *) "query");
+	rewritten = fc_analyze_checked(rawstmt, query_text, "query", &q);
 
 	/* one table, and every row that passes WHERE is returned once */
 	single = q->commandType == CMD_SELECT && q->cteList == NIL &&
@@ -782,8 +819,7 @@ fc_count_query(FcCall *call, const char *query_text, FcResult *res)
 		wrap->limitOption = LIMIT_OPTION_DEFAULT;
 #endif
 		wrap->op = SETOP_NONE;
-		fc_exact_or_planner(call, n1_fc_make_raw((Node *) wrap),
-							linitial_node(Query, rewritten),
+		fc_exact_or_planner(call, n1_fc_make_raw((Node *) wrap), rewritten,
 							"not a single-table query", res);
 	}
 }
@@ -828,6 +864,13 @@ fc_run(FunctionCallInfo fcinfo, FcForm form, FcResult *res)
 				 errmsg("fast_count cannot run in a parallel worker")));
 
 	fc_call_init(&call, fcinfo);
+
+	/*
+	 * The callback is pushed before PG_TRY and popped after PG_END_TRY, never
+	 * inside: PG_TRY saves error_context_stack and PG_END_TRY restores it, so
+	 * popping in PG_FINALLY would be undone and leave the stack pointing at
+	 * this dead frame.  On error the outer handler restores its own stack.
+	 */
 	errcb.callback = fc_error_callback;
 	errcb.arg = &call;
 	errcb.previous = error_context_stack;
@@ -854,7 +897,7 @@ fc_run(FunctionCallInfo fcinfo, FcForm form, FcResult *res)
 			case FC_FORM_FILTER:
 				{
 					Oid			relid = PG_GETARG_OID(0);
-					char	   *filter = text_to_cstring(PG_GETARG_TEXT_PP(1));
+					char	   *filter = fc_text_arg(fcinfo, 1, "filter");
 					Node	   *expr;
 					char	   *nsp;
 					char	   *name;
@@ -869,16 +912,16 @@ fc_run(FunctionCallInfo fcinfo, FcForm form, FcResult *res)
 					break;
 				}
 			case FC_FORM_QUERY:
-				fc_count_query(&call, text_to_cstring(PG_GETARG_TEXT_PP(0)), res);
+				fc_count_query(&call, fc_text_arg(fcinfo, 0, "query"), res);
 				break;
 		}
 	}
 	PG_FINALLY();
 	{
 		XactReadOnly = save_read_only;
-		error_context_stack = errcb.previous;
 	}
 	PG_END_TRY();
+	error_context_stack = errcb.previous;
 
 	res->estimate = Max(0.0, rint(res->estimate));
 	res->lower = Max(0.0, floor(res->lower));

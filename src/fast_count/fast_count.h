@@ -18,6 +18,7 @@
 
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
+#include "nodes/execnodes.h"
 #include "nodes/plannodes.h"
 #include "tcop/dest.h"
 #include "storage/block.h"
@@ -83,7 +84,8 @@ typedef struct FcSampleJob
 	Oid			tsm_namespace;	/* schema holding fast_count_blocks */
 	FcLeaf	   *leaves;			/* leaves to sample (nblocks > 0) */
 	int			nleaves;
-	TimestampTz deadline;
+	TimestampTz deadline;		/* sampling stops at a block boundary here */
+	TimestampTz hard_deadline;	/* the budget guard cancels a batch here */
 	double		max_error;
 	RawStmt    *exact_stmt;		/* SELECT count(*) ... for the exact try */
 } FcSampleJob;
@@ -99,6 +101,7 @@ typedef struct FcSampleOut
 	int64		pages_total;
 	int64		rows_matched;	/* in the sample */
 	bool		budget_cut;		/* the deadline stopped it */
+	bool		no_sample;		/* stopped before any batch completed */
 } FcSampleOut;
 
 /* fast_count_sample.c */
@@ -107,10 +110,17 @@ extern void n1_fc_sample(FcSampleJob *job, FcSampleOut *out, StringInfo note);
 /* fast_count_exec.c */
 extern List *n1_fc_analyze(RawStmt *raw, const char *source_text);
 extern PlannedStmt *n1_fc_plan(Query *query, const char *source_text);
+extern void n1_fc_check_query_permissions(Query *query);
+extern void n1_fc_check_plan_permissions(PlannedStmt *plan);
 extern void n1_fc_run_plan(PlannedStmt *plan, const char *source_text,
-						   DestReceiver *dest);
+						   DestReceiver *dest,
+						   void (*attach) (PlanState *, void *),
+						   void *attach_arg);
+extern TimestampTz n1_fc_enclosing_deadline(TimestampTz deadline);
+extern bool n1_fc_run_guarded(void (*fn) (void *), void *arg,
+							  TimestampTz deadline);
 extern bool n1_fc_exact_count(RawStmt *count_stmt, const char *source_text,
-							  double budget_ms, int64 *count);
+							  TimestampTz deadline, int64 *count);
 extern double n1_fc_planner_rows(Query *query, const char *source_text);
 extern RawStmt *n1_fc_make_raw(Node *stmt);
 extern Node *n1_fc_count_star(void);

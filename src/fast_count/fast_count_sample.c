@@ -7,7 +7,12 @@
  * Owns:
  *	 - the fast_count_blocks TABLESAMPLE method, which reads exactly the
  *	   blocks this file chose for the current batch (in random order), stops
- *	   at the deadline, and refuses to run for anyone else;
+ *	   at the deadline, and refuses to run for anyone else.  A scan finds
+ *	   its sampler in its own state (node->tsm_state), which the batch
+ *	   fills in for the scans of its own plan between ExecutorStart and the
+ *	   first row; there is no global "current sampler", so a scan opened
+ *	   anywhere else (a user's query, a cursor opened by a function in the
+ *	   filter, a nested fast_count) cannot reach this sampler's arrays;
  *	 - the choice of blocks: distinct, uniform over the union of the leaves'
  *	   blocks, batch after batch (rejection sampling while less than half the
  *	   blocks are chosen, then a shuffled list of the rest);
@@ -18,9 +23,17 @@
  *	   rows per block, zeros included), Var = B^2 (1 - m/B) s^2 / m.
  *
  * Rows are read by the executor through a normal SELECT on the relation as
- * the caller named it, with the filter as its WHERE clause, so visibility,
- * privileges and row-level security are the executor's; tableoid and ctid
- * of each matching row tell which sampled block it came from.
+ * the caller named it, with the filter as its WHERE clause and no columns,
+ * so visibility, privileges (column privileges as for count(*)) and
+ * row-level security are the executor's.  Each matching row reaches the
+ * receiver while its scan is on the block it came from, so it is counted
+ * for the block the scan returned last.
+ *
+ * Each batch runs under the budget guard (fast_count_exec.c), so a filter
+ * that is slow per row cannot keep it past the hard deadline.
+ *
+ * Must never: keep a pointer to a sampler anywhere but in the state of
+ * the scans of that sampler's own plan, or write outside its arrays.
  */
 #include "postgres.h"
 
@@ -34,6 +47,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "storage/itemptr.h"
 #include "tcop/dest.h"
@@ -61,11 +75,6 @@ typedef struct FcBlockKey
 	BlockNumber blkno;
 } FcBlockKey;
 
-typedef struct FcBlockEnt
-{
-	FcBlockKey	key;
-	int32		idx;			/* index into the sampler's per-block arrays */
-} FcBlockEnt;
 
 typedef struct FcLeafState
 {
@@ -87,7 +96,7 @@ typedef struct FcSampler
 	int			nleaves;
 	uint64		B;				/* blocks in the union */
 	uint64		nchosen;
-	HTAB	   *chosen;			/* FcBlockKey -> FcBlockEnt */
+	HTAB	   *chosen;			/* set of FcBlockKey chosen so far */
 	/* per chosen block */
 	int64	   *n_match;
 	bool	   *in_sample;
@@ -102,14 +111,8 @@ typedef struct FcSampler
 	bool		cut;			/* the deadline stopped the current batch */
 	int64		batch_returned; /* blocks returned in the current batch */
 	bool		have_sample;	/* an earlier batch completed */
-	/* receiver cache */
-	Oid			last_relid;
-	BlockNumber last_blk;
-	int32		last_idx;
+	int32		cur_idx;		/* block the running scan returned last */
 } FcSampler;
-
-/* The sampler whose batch is running, for the TABLESAMPLE method. */
-static FcSampler *fc_active = NULL;
 
 /* ----------------------------------------------------------------
  * The fast_count_blocks TABLESAMPLE method
@@ -118,6 +121,7 @@ static FcSampler *fc_active = NULL;
 
 typedef struct FcTsmScan
 {
+	FcSampler  *s;				/* set by the batch for its own scans only */
 	FcLeafState *leaf;			/* NULL: nothing to read in this relation */
 	OffsetNumber lt;			/* last offset returned */
 } FcTsmScan;
@@ -146,27 +150,34 @@ fc_tsm_begin(SampleScanState *node, Datum *params pg_attribute_unused(), int npa
 {
 	FcTsmScan  *scan = (FcTsmScan *) node->tsm_state;
 	Oid			relid = RelationGetRelid(node->ss.ss_currentRelation);
+	FcSampler  *s = scan->s;
 	int			i;
 
-	if (fc_active == NULL)
+	if (s == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("tablesample method fast_count_blocks can only be used by fast_count"),
 				 errhint("Use TABLESAMPLE SYSTEM or BERNOULLI in queries.")));
 
-	scan->leaf = NULL;
 	scan->lt = InvalidOffsetNumber;
-	for (i = 0; i < fc_active->nleaves; i++)
+	scan->leaf = NULL;
+	for (i = 0; i < s->nleaves; i++)
 	{
-		if (fc_active->leaves[i].relid == relid)
+		if (s->leaves[i].relid == relid)
 		{
-			scan->leaf = &fc_active->leaves[i];
+			scan->leaf = &s->leaves[i];
 			break;
 		}
 	}
-	if (scan->leaf && scan->leaf->pos != 0)
-		elog(ERROR, "fast_count: relation %u scanned twice in one batch", relid);
-	if (scan->leaf)
+	/*
+	 * Leaves counted from the catalog are not read.  A leaf is read once per
+	 * batch, by one scan, never rescanned.
+	 */
+	if (scan->leaf != NULL && scan->leaf->begun)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tablesample method fast_count_blocks can only be used by fast_count")));
+	if (scan->leaf != NULL)
 		scan->leaf->begun = true;
 
 	node->use_pagemode = true;
@@ -178,7 +189,7 @@ fc_tsm_next_block(SampleScanState *node, BlockNumber nblocks)
 {
 	FcTsmScan  *scan = (FcTsmScan *) node->tsm_state;
 	FcLeafState *leaf = scan->leaf;
-	FcSampler  *s = fc_active;
+	FcSampler  *s = scan->s;
 
 	CHECK_FOR_INTERRUPTS();
 	scan->lt = InvalidOffsetNumber;
@@ -200,7 +211,9 @@ fc_tsm_next_block(SampleScanState *node, BlockNumber nblocks)
 		}
 		leaf->pos++;
 		s->batch_returned++;
+		Assert(idx >= 0 && idx < s->nblk);
 		s->in_sample[idx] = true;
+		s->cur_idx = idx;
 		/* a block past the end (cannot happen under our lock) has no rows */
 		if (blk < nblocks)
 			return blk;
@@ -267,7 +280,7 @@ fc_leaf_of(FcSampler *s, uint64 g)
 
 /* Records block g of the union as chosen for the current batch. */
 static void
-fc_add_block(FcSampler *s, FcLeafState *leaf, BlockNumber blk, FcBlockEnt *ent)
+fc_add_block(FcSampler *s, FcLeafState *leaf, BlockNumber blk)
 {
 	int32		idx;
 
@@ -280,7 +293,6 @@ fc_add_block(FcSampler *s, FcLeafState *leaf, BlockNumber blk, FcBlockEnt *ent)
 	idx = s->nblk++;
 	s->n_match[idx] = 0;
 	s->in_sample[idx] = false;
-	ent->idx = idx;
 
 	if (leaf->nbatch >= leaf->capbatch)
 	{
@@ -308,15 +320,14 @@ fc_try_choose(FcSampler *s, uint64 g)
 {
 	FcLeafState *leaf = fc_leaf_of(s, g);
 	FcBlockKey	key;
-	FcBlockEnt *ent;
 	bool		found;
 
 	key.relid = leaf->relid;
 	key.blkno = (BlockNumber) (g - leaf->offset);
-	ent = hash_search(s->chosen, &key, HASH_ENTER, &found);
+	(void) hash_search(s->chosen, &key, HASH_ENTER, &found);
 	if (found)
 		return false;
-	fc_add_block(s, leaf, key.blkno, ent);
+	fc_add_block(s, leaf, key.blkno);
 	return true;
 }
 
@@ -399,38 +410,13 @@ typedef struct FcSampleReceiver
 } FcSampleReceiver;
 
 static bool
-fc_sample_receive(TupleTableSlot *slot, DestReceiver *self)
+fc_sample_receive(TupleTableSlot *slot pg_attribute_unused(), DestReceiver *self)
 {
 	FcSampler  *s = ((FcSampleReceiver *) self)->s;
-	bool		isnull;
-	Oid			relid;
-	ItemPointer tid;
-	BlockNumber blk;
-	int32		idx;
 
-	relid = DatumGetObjectId(slot_getattr(slot, 1, &isnull));
-	tid = (ItemPointer) DatumGetPointer(slot_getattr(slot, 2, &isnull));
-	blk = ItemPointerGetBlockNumber(tid);
-
-	if (relid == s->last_relid && blk == s->last_blk && s->last_idx >= 0)
-		idx = s->last_idx;
-	else
-	{
-		FcBlockKey	key;
-		FcBlockEnt *ent;
-
-		key.relid = relid;
-		key.blkno = blk;
-		ent = hash_search(s->chosen, &key, HASH_FIND, NULL);
-		if (ent == NULL)
-			elog(ERROR, "fast_count: row from block %u of relation %u, which was not sampled",
-				 blk, relid);
-		idx = ent->idx;
-		s->last_relid = relid;
-		s->last_blk = blk;
-		s->last_idx = idx;
-	}
-	s->n_match[idx]++;
+	if (s->cur_idx < 0 || s->cur_idx >= s->nblk)
+		elog(ERROR, "fast_count: a sampled row before any sampled block");
+	s->n_match[s->cur_idx]++;
 	return true;
 }
 
@@ -449,34 +435,13 @@ fc_sample_noop(DestReceiver *self pg_attribute_unused())
  * ----------------------------------------------------------------
  */
 
-static ResTarget *
-fc_target(Node *val)
-{
-	ResTarget  *rt = makeNode(ResTarget);
-
-	rt->name = NULL;
-	rt->indirection = NIL;
-	rt->val = val;
-	rt->location = -1;
-	return rt;
-}
-
-static Node *
-fc_column(const char *name)
-{
-	ColumnRef  *cr = makeNode(ColumnRef);
-
-	cr->fields = list_make1(makeString(pstrdup(name)));
-	cr->location = -1;
-	return (Node *) cr;
-}
-
 /*
- * SELECT tableoid, ctid FROM from_rel TABLESAMPLE schema.fast_count_blocks(0)
- * [WHERE filter]
+ * SELECT FROM from_rel TABLESAMPLE schema.fast_count_blocks(0) [WHERE filter]
  *
- * Only matching rows reach the receiver.  Partitions that the filter prunes
- * are never scanned: their blocks count as sampled, with no matching rows.
+ * No column is selected: the privileges needed are count(*)'s (the
+ * filter's columns, or any column).  Only matching rows reach the receiver.
+ * Partitions that the filter prunes are never scanned: their blocks count
+ * as sampled, with no matching rows.
  */
 static RawStmt *
 fc_build_sample_stmt(FcSampleJob *job)
@@ -496,8 +461,7 @@ fc_build_sample_stmt(FcSampleJob *job)
 	rts->repeatable = NULL;
 	rts->location = -1;
 
-	sel->targetList = list_make2(fc_target(fc_column("tableoid")),
-								 fc_target(fc_column("ctid")));
+	sel->targetList = NIL;
 	sel->whereClause = copyObject(job->filter);
 	sel->fromClause = list_make1(rts);
 #if PG_VERSION_NUM < 170000
@@ -569,19 +533,42 @@ fc_ms_since(TimestampTz t)
 	return (double) (GetCurrentTimestamp() - t) / 1000.0;
 }
 
-/*
- * Runs one batch.  Returns the time it took in ms.  After a deadline cut
- * that left a batch spread over several leaves partly read (the executor
- * reads leaves one after another, so the part read is not a uniform sample)
- * the batch is dropped, unless nothing else was read.
- */
-static double
-fc_run_batch(FcSampler *s, PlannedStmt *plan, const char *src)
+/* Gives the scans of this sampler's own plan their sampler. */
+static bool
+fc_attach_walker(PlanState *ps, void *context)
 {
+	if (ps == NULL)
+		return false;
+	if (IsA(ps, SampleScanState))
+	{
+		SampleScanState *ss = (SampleScanState *) ps;
+
+		if (ss->tsmroutine != NULL &&
+			ss->tsmroutine->NextSampleBlock == fc_tsm_next_block &&
+			ss->tsm_state != NULL)
+			((FcTsmScan *) ss->tsm_state)->s = (FcSampler *) context;
+	}
+	return planstate_tree_walker(ps, fc_attach_walker, context);
+}
+
+static void
+fc_attach(PlanState *ps, void *arg)
+{
+	fc_attach_walker(ps, arg);
+}
+
+typedef struct FcBatchRun
+{
+	FcSampler  *s;
+	PlannedStmt *plan;
+	const char *src;
+} FcBatchRun;
+
+static void
+fc_batch_run(void *arg)
+{
+	FcBatchRun *run = (FcBatchRun *) arg;
 	FcSampleReceiver recv;
-	TimestampTz t0 = GetCurrentTimestamp();
-	int			i;
-	int			leaves_in_batch = 0;
 
 	memset(&recv, 0, sizeof(recv));
 	recv.pub.receiveSlot = fc_sample_receive;
@@ -589,24 +576,34 @@ fc_run_batch(FcSampler *s, PlannedStmt *plan, const char *src)
 	recv.pub.rShutdown = fc_sample_noop;
 	recv.pub.rDestroy = fc_sample_noop;
 	recv.pub.mydest = DestNone;
-	recv.s = s;
-	s->last_relid = InvalidOid;
-	s->last_idx = -1;
+	recv.s = run->s;
+	n1_fc_run_plan(run->plan, run->src, (DestReceiver *) &recv,
+				   fc_attach, run->s);
+}
 
-	if (fc_active != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("fast_count cannot be called from within a fast_count filter or query")));
-	fc_active = s;
-	PG_TRY();
-	{
-		n1_fc_run_plan(plan, src, (DestReceiver *) &recv);
-	}
-	PG_FINALLY();
-	{
-		fc_active = NULL;
-	}
-	PG_END_TRY();
+/*
+ * Runs one batch.  Returns the time it took in ms.  After a deadline cut
+ * that left a batch spread over several leaves partly read (the executor
+ * reads leaves one after another, so the part read is not a uniform sample)
+ * the batch is dropped, unless nothing else was read.  A batch stopped by
+ * the hard deadline (the budget guard cancelled it) is dropped whole.
+ */
+static double
+fc_run_batch(FcSampler *s, PlannedStmt *plan, const char *src,
+			 TimestampTz hard_deadline)
+{
+	FcBatchRun	run;
+	TimestampTz t0 = GetCurrentTimestamp();
+	int			i;
+	int			leaves_in_batch = 0;
+	bool		finished;
+
+	s->cur_idx = -1;
+	run.s = s;
+	run.plan = plan;
+	run.src = src;
+	finished = n1_fc_run_guarded(fc_batch_run, &run, hard_deadline);
+	s->cur_idx = -1;
 
 	for (i = 0; i < s->nleaves; i++)
 	{
@@ -616,7 +613,7 @@ fc_run_batch(FcSampler *s, PlannedStmt *plan, const char *src)
 			continue;
 		leaves_in_batch++;
 		/* pruned by the filter (the executor begins every other leaf) */
-		if (!leaf->begun)
+		if (finished && !leaf->begun)
 		{
 			int			j;
 
@@ -624,7 +621,9 @@ fc_run_batch(FcSampler *s, PlannedStmt *plan, const char *src)
 				s->in_sample[leaf->batch_idx[j]] = true;
 		}
 	}
-	if (s->cut && leaves_in_batch > 1 && s->have_sample)
+	if (!finished)
+		s->cut = true;
+	if (!finished || (s->cut && leaves_in_batch > 1 && s->have_sample))
 	{
 		for (i = 0; i < s->nleaves; i++)
 		{
@@ -632,7 +631,10 @@ fc_run_batch(FcSampler *s, PlannedStmt *plan, const char *src)
 			int			j;
 
 			for (j = 0; j < leaf->nbatch; j++)
+			{
 				s->in_sample[leaf->batch_idx[j]] = false;
+				s->n_match[leaf->batch_idx[j]] = 0;
+			}
 		}
 	}
 	if (!s->cut)
@@ -691,7 +693,7 @@ n1_fc_sample(FcSampleJob *job, FcSampleOut *out, StringInfo note)
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(FcBlockKey);
-	ctl.entrysize = sizeof(FcBlockEnt);
+	ctl.entrysize = sizeof(FcBlockKey);
 	ctl.hcxt = CurrentMemoryContext;
 	s->chosen = hash_create("fast_count sampled blocks", 1024, &ctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
@@ -704,7 +706,7 @@ n1_fc_sample(FcSampleJob *job, FcSampleOut *out, StringInfo note)
 
 	/* the pilot */
 	fc_plan_batch(s, Min((uint64) FC_PILOT_BLOCKS, B));
-	sample_ms += fc_run_batch(s, plan, job->source_text);
+	sample_ms += fc_run_batch(s, plan, job->source_text, job->hard_deadline);
 
 	for (;;)
 	{
@@ -731,11 +733,11 @@ n1_fc_sample(FcSampleJob *job, FcSampleOut *out, StringInfo note)
 		if (st.matched < FC_FEW_MATCHES && !tried_exact && job->exact_stmt)
 		{
 			int64		cnt;
+			TimestampTz now = GetCurrentTimestamp();
 
 			tried_exact = true;
-			remaining_ms = (double) (job->deadline - GetCurrentTimestamp()) / 1000.0;
 			if (n1_fc_exact_count(job->exact_stmt, job->source_text,
-								  remaining_ms / 2, &cnt))
+								  now + Max(job->deadline - now, 0) / 2, &cnt))
 			{
 				appendStringInfo(note, "; %.0f matching rows in %lld sampled blocks, too few: counted exactly",
 								 st.matched, (long long) st.m);
@@ -788,13 +790,19 @@ n1_fc_sample(FcSampleJob *job, FcSampleOut *out, StringInfo note)
 		}
 		if (fc_plan_batch(s, next) == 0)
 			break;
-		sample_ms += fc_run_batch(s, plan, job->source_text);
+		sample_ms += fc_run_batch(s, plan, job->source_text, job->hard_deadline);
 	}
 
 	fc_stats(s, &st);
 	out->pages_read = st.m;
 	out->rows_matched = (int64) st.matched;
 	out->estimate = st.estimate;
+	if (!out->exact && st.m == 0)
+	{
+		/* the budget guard stopped the very first batch: no sample */
+		out->no_sample = true;
+		return;
+	}
 	if (out->exact || (uint64) st.m >= B)
 	{
 		out->exact = true;

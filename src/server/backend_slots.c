@@ -7,9 +7,17 @@
  * (st_changecount): the count is odd while the owner writes, and a reader
  * copies the slot and retries until it saw the same even count before and
  * after the copy.  So the statement path never waits for anyone and readers
- * never see a torn record.
+ * never see a torn record.  Readers retry a bounded number of times: an
+ * owner stopped in the middle of a write (SIGSTOP, a debugger) makes its
+ * slot busy, and readers skip it rather than wait for it.  Readers never
+ * copy a slot while they hold n1detect's lock.
+ *
+ * Must never: take a lock or allocate on the owner's side (the statement
+ * path), or wait without a bound on the reader's side.
  */
 #include "postgres.h"
+
+#include <signal.h>
 
 #include "miscadmin.h"
 #include "port/atomics.h"
@@ -22,6 +30,15 @@
 static N1BackendSlot *slots = NULL;
 static int	n_slots = 0;
 static N1BackendSlot *my_slot = NULL;
+
+uint64		n1_texts_evicted = 0;
+
+/*
+ * A reader's tries on a busy slot: spins first, then 1 ms naps, about 10 ms
+ * in all (a writer preempted in the middle of a write is back sooner).
+ */
+#define READ_SPINS 100
+#define READ_NAPS 10
 
 /* Slots: one per backend, plus auxiliary processes (they own proc numbers on 17+). */
 static int
@@ -45,7 +62,12 @@ n1_slots_shmem_init(void)
 	slots = ShmemInitStruct("n1detect backend slots",
 							n1_slots_shmem_size(), &found);
 	if (!found)
+	{
 		memset(slots, 0, n1_slots_shmem_size());
+		for (int i = 0; i < n_slots; i++)
+			for (int c = 0; c < N1_SLOT_COUNTERS; c++)
+				pg_atomic_init_u64(&slots[i].counters[c], 0);
+	}
 }
 
 int
@@ -66,7 +88,26 @@ n1_slot_count(void)
 		(slot)->changecount++; \
 	} while (0)
 
-/* Frees this backend's slot at exit (bursts were already published). */
+#ifdef USE_ASSERT_CHECKING
+/* n1detect.debug_stop_in_slot_write: stop here, mid-write, once per SET. */
+static void
+debug_stop_point(N1DebugStop where)
+{
+	if (n1_debug_stop_armed && n1_debug_stop == (int) where)
+	{
+		n1_debug_stop_armed = false;
+		kill(MyProcPid, SIGSTOP);
+	}
+}
+#define DEBUG_STOP_POINT(where) debug_stop_point(where)
+#else
+#define DEBUG_STOP_POINT(where) ((void) 0)
+#endif
+
+/*
+ * Frees this backend's slot at exit (bursts were already published), its
+ * counters added to the shared totals (lost if the lock stays taken).
+ */
 static void
 release_slot(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
@@ -74,6 +115,11 @@ release_slot(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 
 	if (slot == NULL)
 		return;
+	if (n1_lock_for_recording())
+	{
+		n1_slot_counters_fold(slot, n1_shared->folded);
+		LWLockRelease(n1_shared->lock);
+	}
 	BEGIN_WRITE(slot);
 	slot->pid = 0;
 	memset(slot->bursts, 0, sizeof(slot->bursts));
@@ -126,6 +172,7 @@ n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event)
 	N1SlotEvent *target = &slot->events[slot->events_written % N1_SLOT_EVENTS];
 
 	BEGIN_WRITE(slot);
+	DEBUG_STOP_POINT(N1_DEBUG_STOP_EVENT);
 	*target = *event;
 	slot->events_written++;
 	END_WRITE(slot);
@@ -153,7 +200,9 @@ n1_slot_clear_burst(N1BackendSlot *slot, int index)
 	if (!slot->bursts[index].used)
 		return;
 	BEGIN_WRITE(slot);
+	DEBUG_STOP_POINT(N1_DEBUG_STOP_BURST_END);
 	slot->bursts[index].used = false;
+	slot->bursts_left[index]++;
 	END_WRITE(slot);
 }
 
@@ -166,28 +215,70 @@ n1_slot_set_application_name(N1BackendSlot *slot, const char *name)
 }
 
 /*
- * Copies slot number index into *copy.  Returns false for a free slot.
- * Retries while the owner is writing, as pgstat_read_current_status does.
+ * Copies slot number index into *copy, as pgstat_read_current_status does,
+ * but a bounded number of times: N1_SLOT_BUSY when its owner stayed in the
+ * middle of a write all along.  The caller must not hold n1detect's lock.
  */
-bool
+N1SlotRead
 n1_slot_read(int index, N1BackendSlot *copy)
 {
 	volatile N1BackendSlot *slot = &slots[index];
 
-	for (;;)
+	Assert(!LWLockHeldByMe(n1_shared->lock));
+	for (int tries = 0; tries < READ_SPINS + READ_NAPS; tries++)
 	{
 		uint32		before = slot->changecount;
 		uint32		after;
 
 		pg_read_barrier();
-		if (slot->pid == 0 && (before & 1) == 0)
-			return false;
-		memcpy(copy, (const void *) slot, sizeof(N1BackendSlot));
-		pg_read_barrier();
-		after = slot->changecount;
-		if (before == after && (before & 1) == 0)
-			break;
+		if ((before & 1) == 0)
+		{
+			if (slot->pid == 0)
+				return N1_SLOT_FREE;
+			DEBUG_STOP_POINT(N1_DEBUG_STOP_READ);
+			memcpy(copy, (const void *) slot, sizeof(N1BackendSlot));
+			pg_read_barrier();
+			after = slot->changecount;
+			if (before == after)
+				return copy->pid != 0 ? N1_SLOT_COPIED : N1_SLOT_FREE;
+		}
 		CHECK_FOR_INTERRUPTS();
+		if (tries < READ_SPINS)
+			pg_spin_delay();
+		else
+			pg_usleep(1000L);
 	}
-	return copy->pid != 0;
+	return N1_SLOT_BUSY;
+}
+
+/*
+ * How many times bursts[burst_index] of slot index left it (see
+ * n1_slot_clear_burst): one read, no retry.
+ */
+uint32
+n1_slot_bursts_left(int index, int burst_index)
+{
+	volatile N1BackendSlot *slot = &slots[index];
+
+	return slot->bursts_left[burst_index];
+}
+
+/* Adds the counters of the backends now running to counters[N1_SLOT_COUNTERS]. */
+void
+n1_slot_counters_add(int64 *counters)
+{
+	for (int i = 0; i < n_slots; i++)
+		for (int c = 0; c < N1_SLOT_COUNTERS; c++)
+			counters[c] += (int64) pg_atomic_read_u64(&slots[i].counters[c]);
+}
+
+/* Moves the counters of slot (this backend's) into folded; lock held exclusively. */
+void
+n1_slot_counters_fold(N1BackendSlot *slot, int64 *folded)
+{
+	for (int c = 0; c < N1_SLOT_COUNTERS; c++)
+	{
+		folded[c] += (int64) pg_atomic_read_u64(&slot->counters[c]);
+		pg_atomic_write_u64(&slot->counters[c], 0);
+	}
 }

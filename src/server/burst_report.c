@@ -2,16 +2,23 @@
  * burst_report.c
  *		What a burst tells people: the parameter values of a few of its calls
  *		(sample_params) and the message of n1detect.action.  Slow path only:
- *		these read the catalog (type output functions) and allocate.
+ *		these read the catalog (type output functions) and allocate, in a
+ *		context deleted before returning.  Must never convert a whole
+ *		parameter value (only a bounded prefix of it: values can be hundreds
+ *		of megabytes) nor keep anything beyond the fixed-size sample.
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+#include "catalog/pg_type.h"
 #include "executor/execdesc.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "nodes/params.h"
 #include "parser/parse_coerce.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 #include "n1detect.h"
 
@@ -20,21 +27,87 @@
 #define ERRCODE_N1_DUPLICATE	MAKE_SQLSTATE('N','1','0','0','2')
 #define ERRCODE_N1_LOOP			MAKE_SQLSTATE('N','1','0','0','3')
 
-/* Records this call's parameter values as text, as one sample of the burst. */
+/*
+ * Values of other types than text and bytea whose size exceeds this are
+ * shown as a placeholder ("<integer[], 4000020 bytes>"), as a prefix of them
+ * is no value of their type to convert.
+ */
+#define N1_SAMPLE_VALUE_MAX 1024
+
+/*
+ * Appends one parameter value to buf as its sample text, converting at most
+ * a bounded prefix of it: never the whole of a large value (a 300 MB bytea
+ * would take 1.2 GB as quoted text).
+ */
+static void
+append_param(StringInfo buf, Oid type, Datum value)
+{
+	/* bytes of a text or bytea that can still show: each gives a char or more */
+	int			room = N1_SAMPLE_LEN - buf->len + 8;
+	Oid			base = getBaseType(type);
+	int16		typlen;
+	bool		typbyval;
+	Oid			typoutput;
+	bool		typisvarlena;
+	char	   *text;
+
+	get_typlenbyval(type, &typlen, &typbyval);
+	getTypeOutputInfo(type, &typoutput, &typisvarlena);
+	if (typlen == -1)
+	{
+		Size		size = toast_raw_datum_size(value) - VARHDRSZ;
+
+		if (base == TEXTOID || base == VARCHAROID || base == BPCHAROID ||
+			base == BYTEAOID)
+		{
+			/* a prefix of these is a value of the type: detoast only that */
+			if (size > (Size) room)
+				value = PointerGetDatum(detoast_attr_slice((struct varlena *) DatumGetPointer(value),
+														   0, room));
+		}
+		else if (size > N1_SAMPLE_VALUE_MAX)
+		{
+			appendStringInfo(buf, "<%s, %zu bytes>", format_type_be(type), size);
+			return;
+		}
+	}
+	else if (typlen == -2)
+		value = CStringGetDatum(pnstrdup(DatumGetCString(value), room));
+
+	text = OidOutputFunctionCall(typoutput, value);
+	if (TypeCategory(base) == TYPCATEGORY_NUMERIC)
+		appendStringInfoString(buf, text);
+	else
+		appendStringInfoString(buf, quote_literal_cstr(text));
+}
+
+/*
+ * Records this call's parameter values as text, as one sample of the burst:
+ * at most N1_SAMPLE_LEN - 1 bytes, cut on a character boundary.  Whatever it
+ * allocates is freed before returning, and its work does not grow with the
+ * size of the values (see append_param).
+ */
 void
 n1_capture_sample(QueryDesc *queryDesc, N1Samples *samples)
 {
 	char	   *out;
 	ParamListInfo params = queryDesc->params;
+	MemoryContext sample_context;
+	MemoryContext old;
 
 	if (samples->count >= N1_BURST_SAMPLES)
 		return;
 	out = samples->values[samples->count];
+	sample_context = AllocSetContextCreate(CurrentMemoryContext,
+										   "n1detect sample",
+										   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(sample_context);
 
 	if (params && params->numParams > 0)
 	{
 		StringInfoData buf;
 		ParamExternData workspace;
+		int			len;
 
 		initStringInfo(&buf);
 		for (int i = 0; i < params->numParams && buf.len < N1_SAMPLE_LEN; i++)
@@ -49,21 +122,12 @@ n1_capture_sample(QueryDesc *queryDesc, N1Samples *samples)
 			if (prm == NULL || prm->isnull || !OidIsValid(prm->ptype))
 				appendStringInfoString(&buf, "NULL");
 			else
-			{
-				Oid			typoutput;
-				bool		typisvarlena;
-				char	   *value;
-
-				getTypeOutputInfo(prm->ptype, &typoutput, &typisvarlena);
-				value = OidOutputFunctionCall(typoutput, prm->value);
-				if (TypeCategory(prm->ptype) == TYPCATEGORY_NUMERIC)
-					appendStringInfoString(&buf, value);
-				else
-					appendStringInfoString(&buf, quote_literal_cstr(value));
-			}
+				append_param(&buf, prm->ptype, prm->value);
 		}
-		strlcpy(out, buf.data, N1_SAMPLE_LEN);
-		pfree(buf.data);
+		/* a character cut by the limit is dropped whole */
+		len = pg_mbcliplen(buf.data, buf.len, N1_SAMPLE_LEN - 1);
+		memcpy(out, buf.data, len);
+		out[len] = '\0';
 	}
 	else if (queryDesc->sourceText)
 		n1_query_literals(queryDesc->sourceText,
@@ -72,6 +136,9 @@ n1_capture_sample(QueryDesc *queryDesc, N1Samples *samples)
 						  out, N1_SAMPLE_LEN);
 	else
 		out[0] = '\0';
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(sample_context);
 	samples->count++;
 }
 

@@ -5,7 +5,11 @@
  *
  * Everything that needs shared memory requires shared_preload_libraries;
  * the fast_count functions work without it (their settings are defined
- * whenever the library is loaded).
+ * whenever the library is loaded).  n1detect.debug_stop_in_slot_write, a
+ * test-only fault injection, exists only in builds with N1_ASSERT=1.
+ *
+ * Must never: define a PGC_POSTMASTER setting after start-up, or touch
+ * shared memory before the startup hook made it.
  */
 #include "postgres.h"
 
@@ -14,6 +18,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/varlena.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
@@ -39,8 +44,29 @@ int			n1_action_kinds = (1 << N1_KIND_N_PLUS_ONE);
 int			n1_max_offenders = 1000;
 int			n1_max_bursts = 1000;
 bool		n1_save = true;
+bool		n1_strict = false;
 
 static char *n1_action_kinds_string = NULL;
+
+#ifdef USE_ASSERT_CHECKING
+int			n1_debug_stop = N1_DEBUG_STOP_NONE;
+bool		n1_debug_stop_armed = false;
+
+static const struct config_enum_entry debug_stop_options[] = {
+	{"none", N1_DEBUG_STOP_NONE, false},
+	{"event", N1_DEBUG_STOP_EVENT, false},
+	{"burst_end", N1_DEBUG_STOP_BURST_END, false},
+	{"read", N1_DEBUG_STOP_READ, false},
+	{NULL, 0, false}
+};
+
+/* Each SET arms one stop. */
+static void
+assign_debug_stop(int newval, void *extra pg_attribute_unused())
+{
+	n1_debug_stop_armed = (newval != N1_DEBUG_STOP_NONE);
+}
+#endif
 
 static const struct config_enum_entry track_options[] = {
 	{"none", N1_TRACK_NONE, false},
@@ -101,7 +127,10 @@ check_action_kinds(char **newval, void **extra, GucSource source pg_attribute_un
 	pfree(raw);
 	list_free(names);
 
-	/* GUC "extra" data: malloc'd before 16, from guc_malloc from 16 on (guc_free pfrees it) */
+	/*
+	 * GUC "extra" data is freed by guc.c: from PostgreSQL 16 on with
+	 * guc_free, so it must come from guc_malloc; before 16 with free().
+	 */
 #if PG_VERSION_NUM >= 160000
 	result = (int *) guc_malloc(LOG, sizeof(int));
 #else
@@ -130,16 +159,16 @@ n1_shmem_request(void)
 	RequestNamedLWLockTranche("n1detect", 1);
 }
 
-/* Saves the offenders at postmaster shutdown (registered by the postmaster only). */
+/*
+ * Saves the offenders at postmaster exit (registered by the postmaster
+ * only): persistence.c writes only after a clean shutdown.
+ */
 static void
 n1_shmem_shutdown(int code, Datum arg pg_attribute_unused())
 {
-	/* Don't save after a crash: the data may be inconsistent. */
-	if (code != 0)
-		return;
 	if (n1_shared == NULL || !n1_save)
 		return;
-	n1_persistence_save();
+	n1_persistence_save(code);
 }
 
 static void
@@ -157,6 +186,23 @@ n1_shmem_startup(void)
 		on_shmem_exit(n1_shmem_shutdown, (Datum) 0);
 		n1_persistence_load();
 	}
+}
+
+/*
+ * n1detect's long-lived memory in this backend (normalized query texts,
+ * room to sort offenders for eviction): one context of its own under
+ * TopMemoryContext, so pg_backend_memory_contexts shows it as "n1detect".
+ * Each user bounds what it keeps there by bytes (README, Memory).
+ */
+MemoryContext
+n1_memory_context(void)
+{
+	static MemoryContext context = NULL;
+
+	if (context == NULL)
+		context = AllocSetContextCreate(TopMemoryContext, "n1detect",
+										ALLOCSET_SMALL_SIZES);
+	return context;
 }
 
 /* Raises the error every detection function gives without preloading. */
@@ -189,6 +235,12 @@ _PG_init(void)
 							&n1_min_calls, 5, 2, 1000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("n1detect.strict",
+							 "Reports a loop of 2 calls or more once its parent is proven by values.",
+							 "For test suites: a query whose parameter values came from the rows of an earlier query is an N+1 from its 2nd call; other kinds still need n1detect.min_calls calls.",
+							 &n1_strict, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("n1detect.max_gap",
 							"Idle time between two statements that ends a unit of work.",
 							NULL,
@@ -213,6 +265,14 @@ _PG_init(void)
 							 NULL,
 							 &n1_save, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+#ifdef USE_ASSERT_CHECKING
+	DefineCustomEnumVariable("n1detect.debug_stop_in_slot_write",
+							 "Test only: stops this backend (SIGSTOP) in its next slot write of this kind.",
+							 NULL,
+							 &n1_debug_stop, N1_DEBUG_STOP_NONE, debug_stop_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, assign_debug_stop, NULL);
+#endif
 
 	/*
 	 * Settings that size shared memory exist only when preloading: defining

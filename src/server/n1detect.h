@@ -41,6 +41,25 @@ extern int	n1_action_kinds;	/* bitmask of (1 << N1Kind) */
 extern int	n1_max_offenders;
 extern int	n1_max_bursts;
 extern bool n1_save;
+extern bool n1_strict;
+
+#ifdef USE_ASSERT_CHECKING
+/*
+ * Test-only fault injection (builds with N1_ASSERT=1): the next slot write
+ * of this kind stops the backend (SIGSTOP) in the middle of the write, its
+ * change count odd, as a debugger or a page-fault storm would (or, for
+ * "read", a reader in the middle of copying a slot).
+ */
+typedef enum N1DebugStop
+{
+	N1_DEBUG_STOP_NONE,
+	N1_DEBUG_STOP_EVENT,		/* recording a statement: no lock held */
+	N1_DEBUG_STOP_BURST_END,	/* clearing an ended burst: exclusive lock held */
+	N1_DEBUG_STOP_READ			/* a reader copying a slot: no lock held */
+} N1DebugStop;
+extern int	n1_debug_stop;
+extern bool n1_debug_stop_armed;
+#endif
 
 /* ---- sizes ---- */
 
@@ -50,8 +69,8 @@ extern bool n1_save;
 #define N1_SAMPLE_LEN 128
 /* Recent statements kept in each backend's slot. */
 #define N1_SLOT_EVENTS 16
-/* Bursts in progress that a backend's slot shows to readers. */
-#define N1_SLOT_BURSTS 8
+/* Bursts in progress that a backend's slot shows to readers: all of them. */
+#define N1_SLOT_BURSTS N1_UNIT_MAX_BURSTS
 
 /* ---- shared state (offenders.c) ---- */
 
@@ -118,12 +137,31 @@ typedef struct N1BurstRecord
 	char		application_name[NAMEDATALEN];
 } N1BurstRecord;
 
+/*
+ * n1_info's counters of the detector itself.  The first N1_SLOT_COUNTERS are
+ * counted by each backend in its own slot (no lock, no shared cache line on
+ * the statement path) and added to N1SharedState.folded when it exits.
+ */
+typedef enum N1Counter
+{
+	N1_COUNTER_UNITS,			/* units of work opened */
+	N1_COUNTER_BURSTS_DROPPED,	/* bursts beyond N1_UNIT_MAX_BURSTS in a unit */
+	N1_COUNTER_QUERIES_EVICTED, /* queries evicted from a unit's table */
+	N1_COUNTER_TEXTS_EVICTED,	/* normalized texts evicted from a backend's cache */
+	N1_SLOT_COUNTERS,
+	N1_COUNTER_SLOTS_SKIPPED = N1_SLOT_COUNTERS,	/* busy slots readers gave up on */
+	N1_NUM_COUNTERS
+} N1Counter;
+
 typedef struct N1SharedState
 {
 	LWLock	   *lock;			/* offenders hash table and burst ring */
 	pg_atomic_uint64 generation;	/* bumped by n1_reset(): older bursts in progress are void */
+	pg_atomic_uint64 slots_skipped; /* N1_COUNTER_SLOTS_SKIPPED, since stats_reset */
 	int64		dealloc;		/* evictions; under lock */
 	int64		bursts_total;	/* finished bursts recorded; under lock */
+	int64		folded[N1_SLOT_COUNTERS];	/* slot counters of exited backends; under lock */
+	int64		baseline[N1_SLOT_COUNTERS]; /* their totals at stats_reset; under lock */
 	TimestampTz stats_reset;	/* under lock */
 	uint64		ring_next;		/* bursts written to the ring so far; under lock */
 	N1BurstRecord ring[FLEXIBLE_ARRAY_MEMBER];	/* n1_max_bursts records */
@@ -147,6 +185,9 @@ extern void n1_offender_record_burst(const N1BurstSummary *burst, const N1Sample
 									 uint64 generation, struct N1BackendSlot *slot,
 									 int slot_index);
 extern void n1_offenders_reset(void);
+extern void n1_lock_interruptible(LWLockMode mode);
+extern bool n1_lock_for_recording(void);
+extern void n1_counters_read(int64 *counters);
 
 /* ---- per-backend slots (backend_slots.c) ---- */
 
@@ -180,7 +221,21 @@ typedef struct N1BackendSlot
 	uint64		events_written;
 	N1SlotEvent events[N1_SLOT_EVENTS];
 	N1SlotBurst bursts[N1_SLOT_BURSTS];
+	/* times bursts[i] left the slot (recorded or void); never reset */
+	uint32		bursts_left[N1_SLOT_BURSTS];
+	/* the owner's N1Counter values; read without the change count */
+	pg_atomic_uint64 counters[N1_SLOT_COUNTERS];
 } N1BackendSlot;
+
+typedef enum N1SlotRead
+{
+	N1_SLOT_FREE,
+	N1_SLOT_COPIED,
+	N1_SLOT_BUSY				/* its owner stayed in the middle of a write */
+} N1SlotRead;
+
+/* Normalized texts this backend evicted from its cache (query_text.c counts). */
+extern uint64 n1_texts_evicted;
 
 extern Size n1_slots_shmem_size(void);
 extern void n1_slots_shmem_init(void);
@@ -191,12 +246,39 @@ extern void n1_slot_write_burst(N1BackendSlot *slot, int index, const N1SlotBurs
 extern void n1_slot_clear_burst(N1BackendSlot *slot, int index);
 extern void n1_slot_set_application_name(N1BackendSlot *slot, const char *name);
 extern int	n1_slot_count(void);
-extern bool n1_slot_read(int index, N1BackendSlot *copy);
+extern N1SlotRead n1_slot_read(int index, N1BackendSlot *copy);
+extern uint32 n1_slot_bursts_left(int index, int burst_index);
+extern void n1_slot_counters_add(int64 *counters);
+extern void n1_slot_counters_fold(N1BackendSlot *slot, int64 *folded);
+
+/*
+ * Publishes the detector's own counters in the backend's slot: plain stores
+ * to memory only this backend writes, once per statement.
+ */
+static inline void
+n1_slot_publish_counters(N1BackendSlot *slot, const N1Detector *detector)
+{
+	pg_atomic_write_u64(&slot->counters[N1_COUNTER_UNITS], detector->units);
+	pg_atomic_write_u64(&slot->counters[N1_COUNTER_BURSTS_DROPPED], detector->dropped_bursts);
+	pg_atomic_write_u64(&slot->counters[N1_COUNTER_QUERIES_EVICTED], detector->evicted_queries);
+	pg_atomic_write_u64(&slot->counters[N1_COUNTER_TEXTS_EVICTED], n1_texts_evicted);
+}
 
 /* ---- recording (recorder.c) ---- */
 
 extern void n1_recorder_install_hooks(void);
 extern void n1_mark_own_statement(void);
+
+/* ---- values that prove parents (result_capture.c) ---- */
+
+struct QueryDesc;
+struct _DestReceiver;
+extern void n1_capture_init(void);
+extern int	n1_capture_param_values(void *queryDesc, uint64_t *out);
+extern struct _DestReceiver *n1_capture_begin(struct QueryDesc *queryDesc, bool fetch);
+extern void n1_capture_end(struct QueryDesc *queryDesc, struct _DestReceiver *capture);
+extern int	n1_capture_take(const struct QueryDesc *queryDesc, const uint64 **values,
+							bool release);
 
 /* ---- samples and action messages (burst_report.c) ---- */
 
@@ -215,15 +297,17 @@ extern void n1_query_text_remember_source(uint64 queryid, const char *query,
 										  int query_loc, int query_len);
 extern const char *n1_query_text_lookup(uint64 queryid);
 extern int	n1_query_constants_offset(uint64 queryid);
+extern uint64 n1_query_canonical_id(uint64 queryid);
 extern void n1_query_literals(const char *sql, int loc, int len, char *out, int outlen);
 
 /* ---- persistence (persistence.c) ---- */
 
 extern void n1_persistence_load(void);
-extern void n1_persistence_save(void);
+extern void n1_persistence_save(int code);
 
 /* ---- helpers ---- */
 
 extern void n1_require_preload(void);
+extern MemoryContext n1_memory_context(void);
 
 #endif							/* N1DETECT_H */

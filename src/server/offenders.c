@@ -7,12 +7,27 @@
  * ends (its counts are added).  The table is bounded by
  * n1detect.max_offenders: when it is full the least used entries are
  * evicted, as pg_stat_statements does.
+ *
+ * The lock is held only for bounded work on shared memory (no I/O, no wait
+ * on anything, no slot copy).  Nobody waits for it uninterruptibly, so that
+ * a holder stopped by a signal or a debugger never makes another session
+ * ignore cancel or terminate: the SQL functions (readers, n1_reset) and the
+ * statement that publishes a burst wait through n1_lock_interruptible; a
+ * backend recording a burst where no error may be raised (at commit, at
+ * exit) through n1_lock_for_recording, which gives the burst up when the
+ * backend is being terminated.
+ *
+ * Must never: raise an error while holding the lock or where a burst is
+ * recorded (commit callback, exit), or wait uninterruptibly for the lock.
  */
 #include "postgres.h"
 
 #include <math.h>
 
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -54,6 +69,9 @@ n1_offenders_shmem_init(void)
 	{
 		n1_shared->lock = &(GetNamedLWLockTranche("n1detect"))->lock;
 		pg_atomic_init_u64(&n1_shared->generation, 1);
+		pg_atomic_init_u64(&n1_shared->slots_skipped, 0);
+		memset(n1_shared->folded, 0, sizeof(n1_shared->folded));
+		memset(n1_shared->baseline, 0, sizeof(n1_shared->baseline));
 		n1_shared->dealloc = 0;
 		n1_shared->bursts_total = 0;
 		n1_shared->stats_reset = GetCurrentTimestamp();
@@ -93,7 +111,7 @@ static void
 prepare_eviction_space(void)
 {
 	if (eviction_space == NULL)
-		eviction_space = MemoryContextAllocExtended(TopMemoryContext,
+		eviction_space = MemoryContextAllocExtended(n1_memory_context(),
 													n1_max_offenders * sizeof(N1Offender *),
 													MCXT_ALLOC_NO_OOM);
 }
@@ -210,7 +228,8 @@ fill_texts(N1Offender *entry, const char *query, const char *parent_query)
 /*
  * A query just became a burst of this kind: make sure its row exists, with
  * texts, so that readers can show the burst while it runs.  Takes the lock
- * exclusively only when the row is missing or lacks a text.
+ * exclusively only when the row is missing or lacks a text.  Runs in the
+ * statement that made the burst, which may be cancelled while it waits.
  */
 void
 n1_offender_publish(const N1OffenderKey *key, const char *query, const char *parent_query)
@@ -220,7 +239,7 @@ n1_offender_publish(const N1OffenderKey *key, const char *query, const char *par
 
 	prepare_eviction_space();
 
-	LWLockAcquire(n1_shared->lock, LW_SHARED);
+	n1_lock_interruptible(LW_SHARED);
 	entry = hash_search(n1_offenders_hash, key, HASH_FIND, NULL);
 	if (entry &&
 		(entry->query[0] != '\0' || query == NULL) &&
@@ -231,7 +250,7 @@ n1_offender_publish(const N1OffenderKey *key, const char *query, const char *par
 	}
 	LWLockRelease(n1_shared->lock);
 
-	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
+	n1_lock_interruptible(LW_EXCLUSIVE);
 	entry = insert_locked(key, &found);
 	fill_texts(entry, query, parent_query);
 	LWLockRelease(n1_shared->lock);
@@ -257,7 +276,14 @@ n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
 
 	n1_offender_key(&key, MyDatabaseId, burst);
 
-	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
+	if (!n1_lock_for_recording())
+	{
+		if (slot && slot_index >= 0)
+			n1_slot_clear_burst(slot, slot_index);
+		ereport(LOG,
+				(errmsg("n1detect did not record a burst: the backend is terminating while another process holds n1detect's lock")));
+		return;
+	}
 	if (slot && slot_index >= 0)
 		n1_slot_clear_burst(slot, slot_index);
 	if (pg_atomic_read_u64(&n1_shared->generation) != generation)
@@ -281,20 +307,86 @@ n1_offender_record_burst(const N1BurstSummary *burst, const N1Samples *samples,
 	LWLockRelease(n1_shared->lock);
 }
 
-/* Empties the table and the ring, and voids the bursts in progress. */
+/*
+ * Takes n1detect's lock for a SQL function: waits with interrupts honoured
+ * (a holder stopped by a signal or a debugger must not make the caller
+ * ignore cancel and terminate).
+ */
+void
+n1_lock_interruptible(LWLockMode mode)
+{
+	while (!LWLockConditionalAcquire(n1_shared->lock, mode))
+	{
+		CHECK_FOR_INTERRUPTS();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * Takes n1detect's lock exclusively where no error may be raised (a commit
+ * callback, backend exit): waits while honouring terminate by returning
+ * false (the caller gives up what it was recording), and at exit waits at
+ * most about a second.  Spins briefly first: holders keep it microseconds.
+ */
+bool
+n1_lock_for_recording(void)
+{
+	int			naps = 0;
+
+	for (int spins = 0; spins < 100; spins++)
+	{
+		if (LWLockConditionalAcquire(n1_shared->lock, LW_EXCLUSIVE))
+			return true;
+		pg_spin_delay();
+	}
+	while (!LWLockConditionalAcquire(n1_shared->lock, LW_EXCLUSIVE))
+	{
+		if (ProcDiePending || (proc_exit_inprogress && naps >= 1000))
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		naps++;
+	}
+	return true;
+}
+
+/*
+ * n1_info's counters since stats_reset (N1_NUM_COUNTERS of them); lock held.
+ * Per-slot counters only grow, and move to folded under the exclusive lock
+ * when their backend exits, so the sum is exact.
+ */
+void
+n1_counters_read(int64 *counters)
+{
+	memset(counters, 0, sizeof(int64) * N1_NUM_COUNTERS);
+	n1_slot_counters_add(counters);
+	for (int c = 0; c < N1_SLOT_COUNTERS; c++)
+		counters[c] += n1_shared->folded[c] - n1_shared->baseline[c];
+	counters[N1_COUNTER_SLOTS_SKIPPED] = (int64) pg_atomic_read_u64(&n1_shared->slots_skipped);
+}
+
+/* Empties the table and the ring, voids the bursts in progress, zeroes the counters. */
 void
 n1_offenders_reset(void)
 {
 	HASH_SEQ_STATUS status;
 	N1Offender *entry;
+	int64		totals[N1_SLOT_COUNTERS] = {0};
 
-	LWLockAcquire(n1_shared->lock, LW_EXCLUSIVE);
+	n1_lock_interruptible(LW_EXCLUSIVE);
 	hash_seq_init(&status, n1_offenders_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 		hash_search(n1_offenders_hash, &entry->key, HASH_REMOVE, NULL);
 	n1_shared->ring_next = 0;
 	n1_shared->dealloc = 0;
 	n1_shared->bursts_total = 0;
+	n1_slot_counters_add(totals);
+	for (int c = 0; c < N1_SLOT_COUNTERS; c++)
+		n1_shared->baseline[c] = n1_shared->folded[c] + totals[c];
+	pg_atomic_write_u64(&n1_shared->slots_skipped, 0);
 	n1_shared->stats_reset = GetCurrentTimestamp();
 	pg_atomic_fetch_add_u64(&n1_shared->generation, 1);
 	LWLockRelease(n1_shared->lock);

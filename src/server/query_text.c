@@ -5,20 +5,34 @@
  *		in a small backend-local cache, and the literal constants of one
  *		statement as a parameter sample.
  *
+ * Memory is bounded by bytes, whatever the statements: the cache is a fixed
+ * store of N1_TEXT_CACHE_ENTRIES texts of at most N1_QUERY_TEXT_LEN bytes
+ * each, allocated once in n1detect's own context (n1_memory_context), and
+ * only the kept prefix of a text is ever copied into it.  Scanning a
+ * statement (normalizing it, finding a cursor's query, listing its literals)
+ * allocates in a short-lived context deleted before returning, so nothing of
+ * a statement's size outlives the call, and nothing here keeps a pointer into
+ * a statement's own memory.  Must never: allocate in a long-lived context
+ * in proportion to a statement, or need parser/gramparse.h (not installed
+ * from PostgreSQL 16 on): tokens are told apart by their text.
+ *
  * The cache is 4-way set-associative (N1_TEXT_CACHE_SETS sets): a query id
  * belongs to one set and evicts the least recently used of its four entries,
- * so memory stays bounded and a hit costs at most four comparisons.  Texts
- * are needed only on the slow path (a query becoming a burst); when a
- * burst's own text was evicted, the recorder falls back to the statement's
- * source text (n1_query_text_remember_source), which for the prepared
- * statements that are not parsed again carries $n parameters, not values.
+ * so a hit costs at most four comparisons.  Texts are needed only on the
+ * slow path (a query becoming a burst); when a burst's own text was evicted,
+ * the recorder falls back to the statement's source text
+ * (n1_query_text_remember_source), which for the prepared statements that
+ * are not parsed again carries $n parameters, not values.
  *
- * generate_normalized_query and fill_in_constant_lengths follow
- * contrib/pg_stat_statements (they are static there).
+ * The normalization follows contrib/pg_stat_statements'
+ * generate_normalized_query and fill_in_constant_lengths (static there),
+ * merged into one pass that stops once the kept prefix is written.
  */
 #include "postgres.h"
 
-#include "lib/stringinfo.h"
+#include <ctype.h>
+
+#include "common/hashfn.h"
 #include "mb/pg_wchar.h"
 #include "parser/scanner.h"
 #include "utils/memutils.h"
@@ -35,17 +49,39 @@
 
 typedef struct CachedText
 {
-	uint64		queryid;
+	uint64		queryid;		/* 0: empty */
+	uint64		canonical_id;	/* first query id seen with the same normalized text */
 	uint64		last_used;
 	int			constants_offset;	/* first constant, from the statement start; -1: none */
-	char	   *text;
+	/* its text: the store's slot of the same index (entry_text), 32 bytes an entry */
 } CachedText;
 
-static CachedText text_cache[N1_TEXT_CACHE_SETS][N1_TEXT_CACHE_WAYS];
-static uint64 text_cache_clock = 0;
+/* The whole cache: allocated once, never grown (1 MB of texts, 32 KB of index). */
+typedef struct TextCache
+{
+	uint64		clock;
+	CachedText	sets[N1_TEXT_CACHE_SETS][N1_TEXT_CACHE_WAYS];
+	char		store[N1_TEXT_CACHE_SETS * N1_TEXT_CACHE_WAYS][N1_QUERY_TEXT_LEN];
+} TextCache;
+
+static TextCache *cache = NULL;
+
+/*
+ * Normalized text hash -> the first query id seen with that text, so that
+ * one statement whose parameter types vary per value (psycopg 3 sends int2,
+ * int4 or int8 by magnitude: several query ids) is one query for the
+ * detector.  Direct-mapped, 16 KB; an overwritten entry only splits a group
+ * again.
+ */
+#define N1_CANON_SLOTS 1024
+typedef struct CanonEntry
+{
+	uint64		text_hash;
+	uint64		queryid;
+} CanonEntry;
+static CanonEntry canon[N1_CANON_SLOTS];
 /* the entry found last: repeated statements (the N of an N+1) hit it at once */
 static CachedText *last_found = NULL;
-static MemoryContext text_context = NULL;
 
 /* The entry of queryid, or NULL. */
 static inline CachedText *
@@ -55,10 +91,12 @@ cache_find(uint64 queryid)
 
 	if (likely(last_found != NULL && last_found->queryid == queryid))
 		return last_found;
-	set = text_cache[queryid % N1_TEXT_CACHE_SETS];
+	if (unlikely(cache == NULL) || queryid == 0)
+		return NULL;
+	set = cache->sets[queryid % N1_TEXT_CACHE_SETS];
 	for (int i = 0; i < N1_TEXT_CACHE_WAYS; i++)
 	{
-		if (set[i].queryid == queryid && set[i].text != NULL)
+		if (set[i].queryid == queryid)
 		{
 			last_found = &set[i];
 			return last_found;
@@ -67,91 +105,118 @@ cache_find(uint64 queryid)
 	return NULL;
 }
 
-/* Stores text (allocated in text_context) for queryid, evicting the LRU entry of its set. */
-static void
-cache_store(uint64 queryid, char *text, int constants_offset)
+/*
+ * The cache, allocated on first use; NULL when that allocation fails (texts
+ * are then not kept: recording must not fail for them).  The store is not
+ * zeroed, so its pages are touched only as texts are written.
+ */
+static TextCache *
+cache_get(void)
 {
-	CachedText *set = text_cache[queryid % N1_TEXT_CACHE_SETS];
-	CachedText *victim = &set[0];
+	if (cache == NULL)
+	{
+		TextCache  *c = MemoryContextAllocExtended(n1_memory_context(),
+												   sizeof(TextCache),
+												   MCXT_ALLOC_NO_OOM);
 
-	for (int i = 1; i < N1_TEXT_CACHE_WAYS; i++)
-		if (set[i].last_used < victim->last_used)
-			victim = &set[i];
-	if (victim->text)
-		pfree(victim->text);
-	victim->queryid = queryid;
-	victim->text = text;
-	victim->constants_offset = constants_offset;
-	victim->last_used = ++text_cache_clock;
+		if (c == NULL)
+			return NULL;
+		c->clock = 0;
+		for (int s = 0; s < N1_TEXT_CACHE_SETS; s++)
+			for (int w = 0; w < N1_TEXT_CACHE_WAYS; w++)
+			{
+				c->sets[s][w].queryid = 0;
+				c->sets[s][w].last_used = 0;
+			}
+		cache = c;
+	}
+	return cache;
 }
 
-static MemoryContext
-cache_context(void)
+/* The query id that stands for every query id of this normalized text. */
+static uint64
+canonical_for(uint64 queryid, const char *text)
 {
-	if (text_context == NULL)
-		text_context = AllocSetContextCreate(TopMemoryContext,
-											 "n1detect query texts",
-											 ALLOCSET_SMALL_SIZES);
-	return text_context;
+	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	CanonEntry *e;
+
+	if (h == 0)
+		h = 1;
+	e = &canon[h % N1_CANON_SLOTS];
+	if (e->text_hash != h)
+	{
+		e->text_hash = h;
+		e->queryid = queryid;
+	}
+	return e->queryid;
 }
 
-static void
-clip_text(char *text)
+/* The text of an entry: the store's slot with the entry's index. */
+static inline char *
+entry_text(const CachedText *e)
 {
-	size_t		len = strlen(text);
-
-	if (len >= N1_QUERY_TEXT_LEN)
-		text[pg_mbcliplen(text, len, N1_QUERY_TEXT_LEN - 1)] = '\0';
+	return cache->store[e - &cache->sets[0][0]];
 }
 
 /*
- * Token numbers of the core scanner, learnt from the scanner itself:
- * parser/gramparse.h (which defines them) is not installed from 16 on.
+ * Stores text (NUL-terminated, shorter than N1_QUERY_TEXT_LEN) for queryid,
+ * evicting the least recently used entry of its set.  canonical_id: see
+ * n1_query_canonical_id.
  */
-static struct
+static void
+cache_store(uint64 queryid, const char *text, int constants_offset,
+			uint64 canonical_id)
 {
-	bool		known;
-	int			cursor,
-				for_,
-				iconst,
-				fconst,
-				sconst,
-				bconst,
-				xconst,
-				usconst;
-} tokens;
+	CachedText *set;
+	CachedText *victim;
 
-static int
-first_token(const char *s)
+	if (queryid == 0 || cache_get() == NULL)
+		return;
+	set = cache->sets[queryid % N1_TEXT_CACHE_SETS];
+	victim = &set[0];
+	for (int i = 1; i < N1_TEXT_CACHE_WAYS; i++)
+		if (set[i].last_used < victim->last_used)
+			victim = &set[i];
+	if (victim->queryid != 0)
+		n1_texts_evicted++;		/* shown in n1_info */
+	victim->queryid = queryid;
+	victim->canonical_id = canonical_id;
+	strlcpy(entry_text(victim), text, N1_QUERY_TEXT_LEN);
+	victim->constants_offset = constants_offset;
+	victim->last_used = ++cache->clock;
+}
+
+/*
+ * A text being written into a buffer of N1_QUERY_TEXT_LEN bytes: what does
+ * not fit is dropped, and the end is cut on a character boundary.
+ */
+typedef struct BoundedText
 {
-	core_yyscan_t yyscanner;
-	core_yy_extra_type yyextra;
-	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	int			tok;
+	char	   *buf;
+	int			len;
+	bool		full;
+} BoundedText;
 
-	yyscanner = scanner_init(s, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	/* U&'...' is an error otherwise, whatever the session's setting */
-	yyextra.standard_conforming_strings = true;
-	tok = core_yylex(&yylval, &yylloc, yyscanner);
-	scanner_finish(yyscanner);
-	return tok;
+static void
+bounded_append(BoundedText *out, const char *src, int len)
+{
+	int			room = N1_QUERY_TEXT_LEN - 1 - out->len;
+
+	if (len > room)
+	{
+		len = room;
+		out->full = true;
+	}
+	memcpy(out->buf + out->len, src, len);
+	out->len += len;
 }
 
 static void
-learn_tokens(void)
+bounded_finish(BoundedText *out)
 {
-	if (tokens.known)
-		return;
-	tokens.cursor = first_token("cursor");
-	tokens.for_ = first_token("for");
-	tokens.iconst = first_token("1");
-	tokens.fconst = first_token("1.5");
-	tokens.sconst = first_token("'s'");
-	tokens.bconst = first_token("b'1'");
-	tokens.xconst = first_token("x'1'");
-	tokens.usconst = first_token("U&'s'");
-	tokens.known = true;
+	/* a character cut by the limit is dropped whole */
+	out->len = pg_mbcliplen(out->buf, out->len, out->len);
+	out->buf[out->len] = '\0';
 }
 
 static int
@@ -163,117 +228,85 @@ comp_location(const void *a, const void *b)
 	return (l > r) - (l < r);
 }
 
-/* Fills in the lengths of the constants of jstate (see pg_stat_statements). */
+/*
+ * Writes stmt (stmt_len bytes, NUL-terminated, which starts at stmt_loc in
+ * the source string the constant locations of jstate count from) into out
+ * with its constants replaced by $n, and stops once out is full: tokens are
+ * read only as far as the kept prefix needs.  A constant's length is the
+ * length of its token (two tokens for a negative number, which starts at its
+ * '-'), as in pg_stat_statements.
+ */
 static void
-fill_in_constant_lengths(JumbleState *jstate, const char *query, int query_loc)
+normalize(JumbleState *jstate, const char *stmt, int stmt_loc, int stmt_len,
+		  BoundedText *out)
 {
-	LocationLen *locs;
+	LocationLen *locs = jstate->clocations;
+	int			n = jstate->clocations_count;
 	core_yyscan_t yyscanner;
 	core_yy_extra_type yyextra;
 	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	int			last_loc = -1;
-
-	if (jstate->clocations_count > 1)
-		qsort(jstate->clocations, jstate->clocations_count,
-			  sizeof(LocationLen), comp_location);
-	locs = jstate->clocations;
-
-	yyscanner = scanner_init(query, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	yyextra.escape_string_warning = false;
-
-	for (int i = 0; i < jstate->clocations_count; i++)
-	{
-		int			loc = locs[i].location - query_loc;
-		int			tok;
-
-		if (loc < 0 || loc <= last_loc)
-			continue;			/* duplicate or outside this statement */
-#if PG_VERSION_NUM >= 180000
-		if (locs[i].squashed)
-			continue;			/* a list of constants: the jumble gave its length */
-#endif
-
-		for (;;)
-		{
-			tok = core_yylex(&yylval, &yylloc, yyscanner);
-			if (tok == 0)
-				break;
-			if (yylloc >= loc)
-			{
-				/* a negative constant starts at its '-': take both tokens */
-				if (query[loc] == '-')
-				{
-					tok = core_yylex(&yylval, &yylloc, yyscanner);
-					if (tok == 0)
-						break;
-				}
-				locs[i].length = strlen(yyextra.scanbuf + loc);
-				break;
-			}
-		}
-		if (tok == 0)
-			break;
-		last_loc = loc;
-	}
-	scanner_finish(yyscanner);
-}
-
-/* Returns the statement with its constants replaced by $n, palloc'd. */
-static char *
-generate_normalized_query(JumbleState *jstate, const char *query,
-						  int query_loc, int query_len)
-{
-	char	   *norm;
-	int			buflen;
-	int			quer_loc = 0;
-	int			n_quer_loc = 0;
-	int			last_off = 0;
-	int			last_tok_len = 0;
+	YYLTYPE		yylloc = -1;
+	int			written_to = 0; /* bytes of stmt written out or replaced */
 	int			replaced = 0;
 
-	fill_in_constant_lengths(jstate, query, query_loc);
+	if (n > 1)
+		qsort(locs, n, sizeof(LocationLen), comp_location);
 
-	buflen = query_len + jstate->clocations_count * 10;
-#if PG_VERSION_NUM >= 180000
-	buflen += jstate->clocations_count * (int) strlen(" /*, ... */");
-#endif
-	norm = palloc(buflen + 1);
+	yyscanner = scanner_init(stmt, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	yyextra.escape_string_warning = false;
 
-	for (int i = 0; i < jstate->clocations_count; i++)
+	for (int i = 0; i < n && !out->full; i++)
 	{
-		int			off = jstate->clocations[i].location - query_loc;
-		int			tok_len = jstate->clocations[i].length;
-		int			len_to_write;
+		int			loc = locs[i].location - stmt_loc;
+		int			tok = -1;
+		int			len;
+		char		param[32];
+		int			param_len;
+		bool		squashed = false;
 
+		/* outside this statement, a duplicate, or inside the previous constant */
+		if (loc < written_to || loc >= stmt_len)
+			continue;
 #if PG_VERSION_NUM >= 180000
 		/* $n parameters keep their text unless lists were squashed (as pg_stat_statements) */
-		if (jstate->clocations[i].extern_param && !jstate->has_squashed_lists)
+		if (locs[i].extern_param && !jstate->has_squashed_lists)
 			continue;
+		/* a squashed list of constants: the jumble gave the list's length */
+		squashed = locs[i].squashed;
 #endif
-		if (tok_len < 0 || off < 0)
-			continue;
-		len_to_write = off - last_off - last_tok_len;
-		if (len_to_write < 0 || off + tok_len > query_len)
-			continue;
-		memcpy(norm + n_quer_loc, query + quer_loc, len_to_write);
-		n_quer_loc += len_to_write;
-		n_quer_loc += sprintf(norm + n_quer_loc, "$%d",
-							  replaced + 1 + jstate->highest_extern_param_id);
-#if PG_VERSION_NUM >= 180000
-		/* a squashed list of constants: its first $n and a marker, as pg_stat_statements shows it */
-		if (jstate->clocations[i].squashed)
-			n_quer_loc += sprintf(norm + n_quer_loc, " /*, ... */");
-#endif
+		if (squashed)
+			len = Min(locs[i].length, stmt_len - loc);
+		else
+		{
+			while (yylloc < loc)
+			{
+				tok = core_yylex(&yylval, &yylloc, yyscanner);
+				if (tok == 0)
+					break;
+			}
+			if (tok == 0)
+				break;
+			if (stmt[loc] == '-' && core_yylex(&yylval, &yylloc, yyscanner) == 0)
+				break;
+			/* flex leaves a NUL after the current token in scanbuf */
+			len = strlen(yyextra.scanbuf + loc);
+		}
+
+		/* a squashed list: its first $n and a marker, as pg_stat_statements shows it */
+		param_len = snprintf(param, sizeof(param), squashed ? "$%d /*, ... */" : "$%d",
+							 replaced + 1 + jstate->highest_extern_param_id);
+		bounded_append(out, stmt + written_to, loc - written_to);
+		/* a $n that does not fit whole is left out */
+		if (out->len + param_len > N1_QUERY_TEXT_LEN - 1)
+			out->full = true;
+		else
+			bounded_append(out, param, param_len);
 		replaced++;
-		quer_loc = off + tok_len;
-		last_off = off;
-		last_tok_len = tok_len;
+		written_to = loc + len;
 	}
-	memcpy(norm + n_quer_loc, query + quer_loc, query_len - quer_loc);
-	n_quer_loc += query_len - quer_loc;
-	norm[n_quer_loc] = '\0';
-	return norm;
+	if (!out->full && written_to < stmt_len)
+		bounded_append(out, stmt + written_to, stmt_len - written_to);
+	scanner_finish(yyscanner);
 }
 
 /*
@@ -288,18 +321,21 @@ remember_new(uint64 queryid, const char *query, int query_loc,
 			 int query_len, int execution_loc, JumbleState *jstate)
 {
 	const char *stmt;
-	char	   *norm;
+	char		text[N1_QUERY_TEXT_LEN];
+	BoundedText out = {text, 0, false};
 	int			constants_offset = -1;
-	MemoryContext old;
 
 	if (query == NULL)
 		return;
 
-	/* where the parameters of the simple protocol start (see n1_query_constants_offset) */
+	stmt = CleanQuerytext(query, &query_loc, &query_len);
 	if (jstate && jstate->clocations_count > 0)
 	{
 		int			first = -1;
+		MemoryContext scan_context;
+		MemoryContext old;
 
+		/* where the parameters of the simple protocol start (see n1_query_constants_offset) */
 		for (int i = 0; i < jstate->clocations_count; i++)
 		{
 #if PG_VERSION_NUM >= 180000
@@ -312,17 +348,20 @@ remember_new(uint64 queryid, const char *query, int query_loc,
 		}
 		if (first >= 0)
 			constants_offset = Max(first - Max(execution_loc, 0), 0);
-	}
 
-	stmt = CleanQuerytext(query, &query_loc, &query_len);
-	old = MemoryContextSwitchTo(cache_context());
-	if (jstate && jstate->clocations_count > 0)
-		norm = generate_normalized_query(jstate, stmt, query_loc, query_len);
+		/* the scanner copies the statement: free all of it before returning */
+		scan_context = AllocSetContextCreate(CurrentMemoryContext,
+											 "n1detect normalize",
+											 ALLOCSET_DEFAULT_SIZES);
+		old = MemoryContextSwitchTo(scan_context);
+		normalize(jstate, pnstrdup(stmt, query_len), query_loc, query_len, &out);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(scan_context);
+	}
 	else
-		norm = pnstrdup(stmt, query_len);
-	clip_text(norm);
-	MemoryContextSwitchTo(old);
-	cache_store(queryid, norm, constants_offset);
+		bounded_append(&out, stmt, query_len);
+	bounded_finish(&out);
+	cache_store(queryid, text, constants_offset, canonical_for(queryid, text));
 }
 
 void
@@ -332,51 +371,118 @@ n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
 	CachedText *hit = cache_find(queryid);
 
 	if (likely(hit != NULL))
-		hit->last_used = ++text_cache_clock;
+		hit->last_used = ++cache->clock;
 	else
 		remember_new(queryid, query, query_loc, query_len, execution_loc, jstate);
 }
 
 /*
+ * Whether the token just read (NUL-terminated in scanbuf at yylloc) is the
+ * keyword or literal constant text says.  Keywords and identifiers are
+ * compared by their text, as the token numbers of gramparse.h are not
+ * available to extensions on every version.
+ */
+static inline const char *
+token_text(core_yy_extra_type *yyextra, YYLTYPE yylloc)
+{
+	return yyextra->scanbuf + yylloc;
+}
+
+/*
+ * A literal constant token: a number, a string ('...', E'...', B'...',
+ * X'...', U&'...', $$...$$).  Parameters ($1) are not constants.
+ */
+static bool
+is_constant_token(const char *t)
+{
+	char		c = t[0];
+
+	if (isdigit((unsigned char) c) || (c == '.' && isdigit((unsigned char) t[1])))
+		return true;
+	if (c == '\'')
+		return true;
+	if (c == '$')
+		return !isdigit((unsigned char) t[1]);
+	if (strchr("eEbBxX", c) != NULL)
+		return t[1] == '\'';
+	if (c == 'u' || c == 'U')
+		return t[1] == '&' && t[2] == '\'';
+	return false;
+}
+
+/* A scanner over len bytes of query from loc, in the current memory context. */
+static core_yyscan_t
+scan_statement(const char *query, int loc, int len, core_yy_extra_type *yyextra)
+{
+	core_yyscan_t yyscanner;
+
+	loc = Max(loc, 0);
+	if (len <= 0)
+		len = strlen(query + loc);
+	yyscanner = scanner_init(pnstrdup(query + loc, len), yyextra,
+							 &ScanKeywords, ScanKeywordTokens);
+	yyextra->escape_string_warning = false;
+	return yyscanner;
+}
+
+/*
  * Where the query of "DECLARE name ... CURSOR [WITH[OUT] HOLD] FOR query"
- * starts in query (an offset like loc), or -1.  So a cursor's text is its
- * SELECT, as when that SELECT runs on its own, under the same query id.
+ * or of "PREPARE name [(types)] AS query" starts in query (an offset like
+ * loc), or -1.  So a cursor's or prepared statement's text is its query, as
+ * when that query runs on its own, under the same query id.
  */
 int
 n1_cursor_query_start(const char *query, int loc, int len)
 {
+	MemoryContext scan_context;
+	MemoryContext old;
 	core_yyscan_t yyscanner;
 	core_yy_extra_type yyextra;
 	core_YYSTYPE yylval;
 	YYLTYPE		yylloc;
-	char	   *stmt;
-	int			tok;
 	bool		seen_cursor = false;
 	bool		seen_for = false;
+	bool		first = true;
+	bool		prepare = false;
+	int			depth = 0;
 	int			start = -1;
 
 	if (query == NULL)
 		return -1;
-	loc = Max(loc, 0);
-	if (len <= 0)
-		len = strlen(query + loc);
-	stmt = pnstrdup(query + loc, len);
-	learn_tokens();
-	yyscanner = scanner_init(stmt, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((tok = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
+	scan_context = AllocSetContextCreate(CurrentMemoryContext,
+										 "n1detect scan", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(scan_context);
+	yyscanner = scan_statement(query, loc, len, &yyextra);
+	while (core_yylex(&yylval, &yylloc, yyscanner) != 0)
 	{
+		const char *t = token_text(&yyextra, yylloc);
+
 		if (seen_for)
 		{
-			start = loc + yylloc;
+			start = Max(loc, 0) + yylloc;
 			break;
 		}
-		if (tok == tokens.cursor)
+		if (first)
+			prepare = (pg_strcasecmp(t, "prepare") == 0);
+		first = false;
+		if (prepare)
+		{
+			/* the first AS outside the parameter types' parentheses */
+			if (strcmp(t, "(") == 0)
+				depth++;
+			else if (strcmp(t, ")") == 0)
+				depth--;
+			else if (depth == 0 && pg_strcasecmp(t, "as") == 0)
+				seen_for = true;
+		}
+		else if (pg_strcasecmp(t, "cursor") == 0)
 			seen_cursor = true;
-		else if (tok == tokens.for_ && seen_cursor)
+		else if (seen_cursor && pg_strcasecmp(t, "for") == 0)
 			seen_for = true;
 	}
 	scanner_finish(yyscanner);
-	pfree(stmt);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(scan_context);
 	return start;
 }
 
@@ -397,6 +503,19 @@ n1_query_constants_offset(uint64 queryid)
 }
 
 /*
+ * The query id the detector knows queryid by: the first one seen with the
+ * same normalized text (see canon), or queryid itself when its text is not
+ * cached.  A cache hit: cheap enough for every statement.
+ */
+uint64
+n1_query_canonical_id(uint64 queryid)
+{
+	CachedText *hit = cache_find(queryid);
+
+	return hit ? hit->canonical_id : queryid;
+}
+
+/*
  * Remembers a statement's source text for queryid unless a (normalized) text
  * is already known.  Slow path: used when a burst's text was evicted.
  */
@@ -405,73 +524,65 @@ n1_query_text_remember_source(uint64 queryid, const char *query, int query_loc,
 							  int query_len)
 {
 	const char *stmt;
-	char	   *text;
+	char		text[N1_QUERY_TEXT_LEN];
+	BoundedText out = {text, 0, false};
 
 	if (query == NULL || cache_find(queryid) != NULL)
 		return;
 	stmt = CleanQuerytext(query, &query_loc, &query_len);
-	text = MemoryContextAlloc(cache_context(), query_len + 1);
-	memcpy(text, stmt, query_len);
-	text[query_len] = '\0';
-	clip_text(text);
-	cache_store(queryid, text, 0);
+	bounded_append(&out, stmt, query_len);
+	bounded_finish(&out);
+	cache_store(queryid, text, 0, queryid);
 }
 
 /* The remembered text of queryid, or NULL. */
 const char *
 n1_query_text_lookup(uint64 queryid)
 {
-	CachedText *hit;
+	CachedText *hit = cache_find(queryid);
 
-	if (queryid == 0)
-		return NULL;
-	hit = cache_find(queryid);
-	return hit ? hit->text : NULL;
+	return hit ? entry_text(hit) : NULL;
 }
 
 /*
  * Writes the literal constants of one statement (len bytes of sql from loc)
- * into out as "5, 'abc', 2.5", for a parameter sample of the simple query
- * protocol.  Slow path only.
+ * into out as "5, 'abc', 2.5", cut to outlen - 1 bytes on a character
+ * boundary, for a parameter sample of the simple query protocol.  Reads
+ * tokens only until out is full.  Slow path only.
  */
 void
 n1_query_literals(const char *sql, int loc, int len, char *out, int outlen)
 {
+	MemoryContext scan_context;
+	MemoryContext old;
 	core_yyscan_t yyscanner;
 	core_yy_extra_type yyextra;
 	core_YYSTYPE yylval;
 	YYLTYPE		yylloc;
-	char	   *stmt;
-	StringInfoData buf;
-	int			tok;
 	int			n = 0;
+	int			used = 0;
 
-	if (loc < 0)
-		loc = 0;
-	if (len <= 0)
-		len = strlen(sql + loc);
-	stmt = pnstrdup(sql + loc, len);
-	initStringInfo(&buf);
-	learn_tokens();
-
-	yyscanner = scanner_init(stmt, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	yyextra.escape_string_warning = false;
-	while ((tok = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
+	Assert(outlen > 0);
+	scan_context = AllocSetContextCreate(CurrentMemoryContext,
+										 "n1detect scan", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(scan_context);
+	yyscanner = scan_statement(sql, loc, len, &yyextra);
+	while (used < outlen - 1 && core_yylex(&yylval, &yylloc, yyscanner) != 0)
 	{
-		if (tok == tokens.iconst || tok == tokens.fconst || tok == tokens.sconst ||
-			tok == tokens.bconst || tok == tokens.xconst || tok == tokens.usconst)
-		{
-			if (n++ > 0)
-				appendStringInfoString(&buf, ", ");
-			/* flex leaves a NUL after the current token in scanbuf */
-			appendStringInfoString(&buf, yyextra.scanbuf + yylloc);
-			if (buf.len >= outlen)
-				break;
-		}
+		const char *t = token_text(&yyextra, yylloc);
+
+		if (!is_constant_token(t))
+			continue;
+		if (n++ > 0)
+			used += strlcpy(out + used, ", ", outlen - used);
+		if (used < outlen - 1)
+			used += strlcpy(out + used, t, outlen - used);
 	}
 	scanner_finish(yyscanner);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(scan_context);
 
-	strlcpy(out, buf.data, outlen);
-	pfree(buf.data);
-	pfree(stmt);
+	used = Min(used, outlen - 1);
+	/* a character cut by the limit is dropped whole */
+	out[pg_mbcliplen(out, used, used)] = '\0';
 }

@@ -10,6 +10,10 @@
  * two clock readings, a hash of the parameters, a lock-free slot write and
  * one detector call.  Everything else happens only on the slow path, when a
  * query crosses n1detect.min_calls or a unit of work with bursts ends.
+ *
+ * It must never make a statement fail (but for n1detect.action = error, and
+ * never inside COMMIT), nor lose track of the nesting level, whatever
+ * transaction control, error or depth it sees.
  */
 #include "postgres.h"
 
@@ -22,9 +26,12 @@
 #include "nodes/params.h"
 #include "parser/analyze.h"
 #include "storage/ipc.h"
+#include "tcop/pquery.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/timestamp.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
@@ -34,7 +41,10 @@
 
 #include "n1detect.h"
 
-/* Statements started but not ended yet (nesting, cursors), by QueryDesc. */
+/*
+ * Statements started but not ended yet (nesting, open cursors), by
+ * QueryDesc.  Beyond this many at once, the newer ones are not recorded.
+ */
 #define MAX_OPEN_QUERIES 32
 
 typedef struct OpenQuery
@@ -43,6 +53,7 @@ typedef struct OpenQuery
 	TimestampTz start;
 	uint64		rows;			/* summed over ExecutorRun calls (cursors run several times) */
 	int			nesting_level;
+	SubTransactionId subid;		/* (sub)transaction it started in */
 } OpenQuery;
 
 /* What this backend knows of each burst of the open unit (by N1Burst.index). */
@@ -73,22 +84,45 @@ static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 
+/*
+ * Nesting level: the hook frames (ExecutorRun, ExecutorFinish, utility
+ * statements) live around the current point.  Utility frames restore the
+ * level they found, also on error; an error that unwinds past executor
+ * frames (no PG_TRY there: a sigsetjmp per statement) is repaired where it
+ * is caught, which is always a (sub)transaction abort: see subxact_callback
+ * and xact_callback.
+ */
 static int	exec_nested_level = 0;
+
+/*
+ * Level inside the innermost utility statement running (0 outside any), and
+ * its kind.  Utility frames restore both, and the level, in PG_FINALLY, so
+ * they are right after any error; a top-level abort that is not an error
+ * (ROLLBACK in a procedure or DO block) happens inside them, at this level.
+ */
+static int	utility_level = 0;
+static NodeTag utility_tag = T_Invalid;
+
 static OpenQuery open_queries[MAX_OPEN_QUERIES];
 static int	n_open_queries = 0;
 
-/* Nesting level of each open subtransaction when it began (see subxact_callback). */
-#define MAX_SUBXACT_LEVELS 64
-typedef struct SubxactLevel
-{
-	SubTransactionId subid;
-	int			level;
-} SubxactLevel;
+/*
+ * Nesting level when each open subtransaction began, by its transaction
+ * nesting level (1 is the top transaction); grown on demand, so any depth
+ * of savepoints or exception blocks is repaired on abort.
+ */
+static int *subxact_levels = NULL;
+static int	subxact_levels_size = 0;
 
-static SubxactLevel subxact_levels[MAX_SUBXACT_LEVELS];
-static int	n_subxact_levels = 0;
+/* GetCurrentSubTransactionId(), kept by the callbacks (one load per statement) */
+static SubTransactionId current_subid = TopSubTransactionId;
 
-/* Nesting level of a statement calling an n1detect function, or -1. */
+/*
+ * Nesting level of a statement whose inner statements are not the
+ * application's (it calls an n1detect function, or it is an EXPLAIN, COPY
+ * (query) TO, CREATE TABLE AS...), or -1: statements deeper than it are
+ * neither recorded nor given texts.
+ */
 static int	own_statement_level = -1;
 
 static N1Detector detector;
@@ -96,7 +130,6 @@ static bool detector_ready = false;
 static LocalBurst local_bursts[N1_UNIT_MAX_BURSTS];
 static N1BackendSlot *slot = NULL;
 
-static const char *seen_application_name_ptr = NULL;
 static char seen_application_name[NAMEDATALEN];
 
 static TypeInfo type_cache[TYPE_CACHE_SLOTS];
@@ -123,6 +156,51 @@ static inline bool
 tracking_at(int level)
 {
 	return n1_track == N1_TRACK_ALL || (n1_track == N1_TRACK_TOP && level == 0);
+}
+
+/* Inside a statement whose inner statements are not the application's. */
+static inline bool
+inside_own_statement(void)
+{
+	return own_statement_level >= 0 && exec_nested_level > own_statement_level;
+}
+
+/*
+ * Nesting level of a statement starting now.  At level 0 outside any portal
+ * a client backend runs no statement of the client: PostgreSQL itself runs
+ * it (deferred triggers at COMMIT, a fast-path function call), so it counts
+ * as nested.  Background workers' own statements stay at level 0.
+ */
+static inline int
+start_level(void)
+{
+#if PG_VERSION_NUM >= 170000
+	if (unlikely(exec_nested_level == 0 && ActivePortal == NULL && !AmBackgroundWorkerProcess()))
+#else
+	if (unlikely(exec_nested_level == 0 && ActivePortal == NULL && !IsBackgroundWorker))
+#endif
+		return 1;
+	return exec_nested_level;
+}
+
+/*
+ * Whether PostgreSQL runs the current executor call outside any statement of
+ * the client: while committing (portals left open are closed, WITH HOLD
+ * cursors and a procedure's FOR loops are materialized, deferred triggers
+ * fire) or when the next statement replaces the unnamed portal.  An ERROR
+ * there would fail the COMMIT, or a statement that has nothing to do with it.
+ */
+static bool
+outside_client_statement(void)
+{
+	if (ActivePortal == NULL)
+#if PG_VERSION_NUM >= 170000
+		return !AmBackgroundWorkerProcess();
+#else
+		return !IsBackgroundWorker;
+#endif
+	/* a cursor being materialized into its hold store (HoldPortal) */
+	return ActivePortal->holdStore != NULL && ActivePortal->queryDesc != NULL;
 }
 
 /* ---------- parameter hashing ---------- */
@@ -250,39 +328,44 @@ hash_constants(QueryDesc *queryDesc)
 /* ---------- parse analysis: normalized text ---------- */
 
 /*
- * Core leaves the query of DECLARE CURSOR without a query id; give it the id
- * the same SELECT has on its own, so a cursor can be a parent, and remember
- * the SELECT's text, not the DECLARE's (whose cursor name may change per
- * process).
+ * The query inside a DECLARE CURSOR or a PREPARE: remember the text of that
+ * query alone, with its constants counted from its own first byte, as when
+ * it runs on its own under the same query id (so whichever form comes first,
+ * the text shown and the constants hashed are the query's).  Core leaves the
+ * query of DECLARE CURSOR without a query id: give it the id the same SELECT
+ * has on its own, so a cursor can be a parent.
  */
 static pg_noinline void
-remember_cursor_query(ParseState *pstate, Query *query)
+remember_inner_query(ParseState *pstate, Query *outer, Query *inner,
+					 JumbleState *jstate)
 {
-	DeclareCursorStmt *cursor = (DeclareCursorStmt *) query->utilityStmt;
-	Query	   *inner = (Query *) cursor->query;
-	JumbleState *inner_jstate;
 	int			end;
 	int			start;
 
-	if (inner == NULL || !IsA(inner, Query) ||
-		inner->queryId != UINT64CONST(0) || !IsQueryIdEnabled())
+	if (inner == NULL || !IsA(inner, Query) || pstate->p_sourcetext == NULL)
 		return;
+	if (jstate == NULL)
+	{
+		/* without the constants' locations the text would claim none */
+		if (!IsQueryIdEnabled())
+			return;
 #if PG_VERSION_NUM >= 160000
-	inner_jstate = JumbleQuery(inner);
+		jstate = JumbleQuery(inner);
 #else
-	inner_jstate = JumbleQuery(inner, pstate->p_sourcetext);
+		jstate = JumbleQuery(inner, pstate->p_sourcetext);
 #endif
-	if (inner->queryId == UINT64CONST(0) || pstate->p_sourcetext == NULL)
+	}
+	if (inner->queryId == UINT64CONST(0))
 		return;
-	end = query->stmt_len > 0 ?
-		query->stmt_location + query->stmt_len :
+	end = outer->stmt_len > 0 ?
+		outer->stmt_location + outer->stmt_len :
 		(int) strlen(pstate->p_sourcetext);
-	start = n1_cursor_query_start(pstate->p_sourcetext, query->stmt_location,
-								  end - Max(query->stmt_location, 0));
+	start = n1_cursor_query_start(pstate->p_sourcetext, outer->stmt_location,
+								  end - Max(outer->stmt_location, 0));
 	if (start < 0)
-		start = Max(query->stmt_location, 0);
+		start = Max(outer->stmt_location, 0);
 	n1_query_text_remember(inner->queryId, pstate->p_sourcetext, start,
-						   end - start, inner->stmt_location, inner_jstate);
+						   end - start, start, jstate);
 }
 
 static void
@@ -291,17 +374,31 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	if (prev_post_parse_analyze)
 		prev_post_parse_analyze(pstate, query, jstate);
 
-	if (n1_shared == NULL || n1_track == N1_TRACK_NONE || IsParallelWorker())
+	/*
+	 * The query inside an EXPLAIN, COPY, CREATE VIEW... is analyzed with the
+	 * whole utility statement as its text: never that query's text.
+	 */
+	if (n1_shared == NULL || n1_track == N1_TRACK_NONE || IsParallelWorker() ||
+		inside_own_statement())
 		return;
 
 	if (query->utilityStmt && IsA(query->utilityStmt, DeclareCursorStmt))
 	{
-		remember_cursor_query(pstate, query);
+		remember_inner_query(pstate, query,
+							 (Query *) ((DeclareCursorStmt *) query->utilityStmt)->query,
+							 NULL);
 		return;
 	}
 
 	if (query->queryId == UINT64CONST(0) || query->utilityStmt)
 		return;
+
+	/* PREPARE analyzes its query with the PREPARE statement's text and location */
+	if (unlikely(utility_tag == T_PrepareStmt && exec_nested_level == utility_level))
+	{
+		remember_inner_query(pstate, query, query, jstate);
+		return;
+	}
 
 	n1_query_text_remember(query->queryId, pstate->p_sourcetext,
 						   query->stmt_location, query->stmt_len,
@@ -348,7 +445,16 @@ summarize(N1BurstSummary *out, const N1Burst *burst, const LocalBurst *local)
 		out->calls -= local->reset_calls;
 		out->exec_us -= local->reset_exec_us;
 		out->started_at = (TimestampTz) local->reset_start_us;
+		/* the detector counts distinct values over the unit: bound them */
+		out->distinct_params = Min(out->distinct_params, out->calls);
 	}
+}
+
+/* A burst restarted by n1_reset() is one again once it has min_calls calls since. */
+static inline bool
+counts_since_reset(const N1BurstSummary *summary, const LocalBurst *local)
+{
+	return local->reset_start_us == 0 || summary->calls >= detector.config.min_calls;
 }
 
 /* Detector callback: a burst's unit ended; add it to n1_offenders and n1_bursts. */
@@ -359,6 +465,12 @@ burst_ended(void *arg pg_attribute_unused(), const N1Burst *burst, N1UnitEndReas
 	N1BurstSummary summary;
 
 	summarize(&summary, burst, local);
+	if (!counts_since_reset(&summary, local))
+	{
+		if (slot && burst->index < N1_SLOT_BURSTS)
+			n1_slot_clear_burst(slot, burst->index);
+		return;
+	}
 	n1_offender_record_burst(&summary, &local->samples,
 							 slot ? slot->application_name : NULL,
 							 n1_query_text_lookup(burst->query_id),
@@ -382,7 +494,8 @@ act_on_burst(const N1Burst *burst)
 			elevel = WARNING;
 			break;
 		case N1_ACTION_ERROR:
-			elevel = ERROR;
+			/* never fail a COMMIT (see outside_client_statement) */
+			elevel = outside_client_statement() ? WARNING : ERROR;
 			break;
 		default:
 			return;
@@ -412,14 +525,17 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		local->samples.count = 0;
 		local->reset_start_us = 0;
 	}
-	else if (restart_after_reset(local, burst, stmt))
-		publish = true;			/* the reset removed its row */
+	else
+		(void) restart_after_reset(local, burst, stmt);
 
 	if (result->capture_sample)
 		n1_capture_sample(queryDesc, &local->samples);
-	copy.used = true;
 	copy.generation = local->generation;
 	summarize(&copy.burst, burst, local);
+	copy.used = counts_since_reset(&copy.burst, local);
+	/* the reset removed its row: back when it is a burst again */
+	if (unlikely(local->reset_start_us != 0) && copy.burst.calls == detector.config.min_calls)
+		publish = true;
 	if (publish)
 	{
 		N1OffenderKey key;
@@ -463,6 +579,7 @@ init_detector(void)
 
 	memset(&config, 0, sizeof(config));
 	config.min_calls = n1_min_calls;
+	config.min_calls_proven = n1_strict ? 2 : 0;
 	config.max_gap_us = (int64) n1_max_gap_ms * 1000;
 	config.burst_ended = burst_ended;
 	n1_detector_init(&detector, &config);
@@ -479,17 +596,19 @@ ensure_detector(void)
 	return likely(detector_ready) || init_detector();
 }
 
-/* A change of application_name ends the unit of work. */
+/*
+ * A change of application_name ends the unit of work.  Compared by its text:
+ * a new value may be stored where an older one was (malloc reuses it).
+ */
 static inline void
 check_application_name(void)
 {
-	if (likely(application_name == seen_application_name_ptr))
-		return;
-	seen_application_name_ptr = application_name;
-	if (application_name && strncmp(application_name, seen_application_name, NAMEDATALEN - 1) == 0)
+	const char *name = application_name ? application_name : "";
+
+	if (likely(strncmp(name, seen_application_name, NAMEDATALEN - 1) == 0))
 		return;
 	n1_detector_end_unit(&detector, N1_END_APPLICATION);
-	strlcpy(seen_application_name, application_name ? application_name : "", NAMEDATALEN);
+	strlcpy(seen_application_name, name, NAMEDATALEN);
 	n1_slot_set_application_name(slot, seen_application_name);
 }
 
@@ -497,65 +616,89 @@ static void
 xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
 	/* called at every commit: keep the common case short */
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	switch (event)
 	{
-		/* an error unwound past the hooks: nothing is running any more */
-		exec_nested_level = 0;
-		n_subxact_levels = 0;
-		/* statements of the aborted transaction will never reach ExecutorEnd */
-		n_open_queries = 0;
-		own_statement_level = -1;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+
+			/*
+			 * After an error, only frames of utility statements can still be
+			 * live (they restored the level on their way out): 0 at the top.
+			 * A ROLLBACK in a procedure or DO block aborts inside them, at
+			 * their level, with nothing unwound.
+			 */
+			exec_nested_level = utility_level;
+			if (own_statement_level >= exec_nested_level)
+				own_statement_level = -1;
+			/* statements of the aborted transaction never reach ExecutorEnd */
+			n_open_queries = 0;
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			/* every portal of the transaction was closed or materialized */
+			n_open_queries = 0;
+			break;
+		default:
+			return;
 	}
-	else if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT)
-		return;
-	else
-		n_subxact_levels = 0;
+	current_subid = TopSubTransactionId;
 	if (detector_ready && detector.in_unit && IsTransactionBlock())
 		n1_detector_end_unit(&detector, N1_END_TRANSACTION);
 }
 
+static pg_noinline void
+grow_subxact_levels(int nest)
+{
+	int			size = Max(64, subxact_levels_size);
+
+	while (size <= nest)
+		size *= 2;
+	if (subxact_levels == NULL)
+		subxact_levels = MemoryContextAlloc(TopMemoryContext, size * sizeof(int));
+	else
+		subxact_levels = repalloc(subxact_levels, size * sizeof(int));
+	subxact_levels_size = size;
+}
+
 /*
  * The nesting level is counted without PG_TRY around the executor (that
- * costs a sigsetjmp per statement): an error unwinds past the hooks'
- * decrements, and is caught only where a (sub)transaction aborts, so the
- * level is restored there to what it was when that subtransaction began
- * (PL/pgSQL exception blocks, savepoints), and to 0 at transaction abort.
+ * costs a sigsetjmp per statement): an error unwinds past the hooks, and is
+ * caught only where a (sub)transaction aborts, so the level is restored
+ * there to what it was when that subtransaction began (PL/pgSQL exception
+ * blocks, savepoints), at any depth.
  */
 static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid pg_attribute_unused(), void *arg pg_attribute_unused())
+				 SubTransactionId parentSubid, void *arg pg_attribute_unused())
 {
+	int			nest;
+
 	switch (event)
 	{
 		case SUBXACT_EVENT_START_SUB:
-			if (n_subxact_levels < MAX_SUBXACT_LEVELS)
-			{
-				subxact_levels[n_subxact_levels].subid = mySubid;
-				subxact_levels[n_subxact_levels].level = exec_nested_level;
-				n_subxact_levels++;
-			}
+			nest = GetCurrentTransactionNestLevel();
+			if (unlikely(nest >= subxact_levels_size))
+				grow_subxact_levels(nest);
+			subxact_levels[nest] = exec_nested_level;
+			current_subid = mySubid;
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
+			current_subid = parentSubid;
+			break;
 		case SUBXACT_EVENT_ABORT_SUB:
-			/* subtransaction ids grow: inner ones that ended are above it */
-			while (n_subxact_levels > 0 &&
-				   subxact_levels[n_subxact_levels - 1].subid >= mySubid)
+			current_subid = parentSubid;
+			nest = GetCurrentTransactionNestLevel();
+			if (nest < subxact_levels_size)
 			{
-				n_subxact_levels--;
-				if (event == SUBXACT_EVENT_ABORT_SUB &&
-					subxact_levels[n_subxact_levels].subid == mySubid)
-				{
-					int			level = subxact_levels[n_subxact_levels].level;
-
-					exec_nested_level = level;
-					if (own_statement_level > level)
-						own_statement_level = -1;
-					/* forget statements started deeper, abandoned by the error */
-					for (int i = n_open_queries - 1; i >= 0; i--)
-						if (open_queries[i].nesting_level > level)
-							open_queries[i] = open_queries[--n_open_queries];
-				}
+				exec_nested_level = subxact_levels[nest];
+				if (own_statement_level >= exec_nested_level)
+					own_statement_level = -1;
 			}
+			/* forget statements started in it, abandoned by the abort */
+			for (int i = n_open_queries - 1; i >= 0; i--)
+				if (open_queries[i].subid >= mySubid)
+					open_queries[i] = open_queries[--n_open_queries];
 			break;
 		default:
 			break;
@@ -583,31 +726,113 @@ find_open_query(QueryDesc *queryDesc)
 	return NULL;
 }
 
+static inline void
+forget_open_query(OpenQuery *open)
+{
+	OpenQuery  *last = &open_queries[--n_open_queries];
+
+	if (open != last)
+		*open = *last;
+}
+
+/* A finished statement: to the slot and the detector. */
+static void
+record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
+				 int nesting_level, int n_result_values, const uint64 *result_values)
+{
+	N1Statement stmt;
+	N1StatementResult result;
+	N1SlotEvent event;
+
+	stmt.query_id = n1_query_canonical_id(queryDesc->plannedstmt->queryId);
+	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
+									 hash_constants(queryDesc));
+	stmt.n_result_values = n_result_values;
+	stmt.result_values = result_values;
+	stmt.n_values = N1_VALUES_LAZY;	/* hashed only while the detector records them */
+	stmt.fill_values = n1_capture_param_values;
+	stmt.fill_arg = queryDesc;
+	stmt.start_us = (int64) start;
+	stmt.end_us = (int64) GetCurrentTimestamp();
+	/* Only rows sent back can drive a loop: not those an UPDATE touched. */
+	stmt.rows = (queryDesc->operation == CMD_SELECT ||
+				 queryDesc->plannedstmt->hasReturning) ? rows : 0;
+
+	event.seq = slot->events_written + 1;
+	event.queryid = queryDesc->plannedstmt->queryId;
+	event.param_hash = stmt.param_hash;
+	event.start = start;
+	event.exec_us = stmt.end_us - stmt.start_us;
+	event.rows = rows;
+	event.nesting_level = nesting_level;
+	n1_slot_write_event(slot, &event);
+
+	check_application_name();
+	if (unlikely(detector.config.min_calls != n1_min_calls ||
+				 detector.config.min_calls_proven != (n1_strict ? 2 : n1_min_calls) ||
+				 detector.config.max_gap_us != (int64) n1_max_gap_ms * 1000))
+		n1_detector_configure(&detector, n1_min_calls, n1_strict ? 2 : 0,
+							  (int64) n1_max_gap_ms * 1000);
+
+	n1_detector_statement(&detector, &stmt, &result);
+	n1_slot_publish_counters(slot, &detector);
+	if (result.burst)
+		on_burst_statement(queryDesc, &stmt, &result);
+}
+
+/* Follows an open statement from now on; NULL beyond MAX_OPEN_QUERIES. */
+static inline OpenQuery *
+open_query(QueryDesc *queryDesc, int level)
+{
+	OpenQuery  *open;
+
+	/* too many open at once (deep recursion, many cursors): not recorded */
+	if (unlikely(n_open_queries == MAX_OPEN_QUERIES))
+		return NULL;
+	open = &open_queries[n_open_queries++];
+	open->query_desc = queryDesc;
+	open->start = GetCurrentTimestamp();
+	open->rows = 0;
+	open->nesting_level = level;
+	open->subid = current_subid;
+	return open;
+}
+
+/*
+ * The client FETCHes from a cursor that a function opened (a refcursor it
+ * returned): at track = top it was not followed, being nested when it
+ * started; from this fetch on it is the client's, as its DECLAREd cursors.
+ */
+static pg_noinline OpenQuery *
+adopt_cursor(QueryDesc *queryDesc)
+{
+	if (n1_shared == NULL || n1_track != N1_TRACK_TOP ||
+		queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
+		ActivePortal == NULL || ActivePortal->queryDesc != queryDesc ||
+		own_statement_level >= 0 || IsParallelWorker() ||
+		!reads_user_table(queryDesc->plannedstmt))
+		return NULL;
+	return open_query(queryDesc, 0);
+}
+
 static void
 n1_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
+	int			level;
+
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
-	if (n1_shared == NULL || !tracking_at(exec_nested_level) ||
-		queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
-		!reads_user_table(queryDesc->plannedstmt) ||
+	if (n1_shared == NULL || queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
 		(eflags & EXEC_FLAG_EXPLAIN_ONLY) || IsParallelWorker())
 		return;
-
-	if (unlikely(n_open_queries == MAX_OPEN_QUERIES))
-	{
-		/* forget the oldest (it leaked through an error we did not see) */
-		memmove(&open_queries[0], &open_queries[1], sizeof(OpenQuery) * (MAX_OPEN_QUERIES - 1));
-		n_open_queries--;
-	}
-	open_queries[n_open_queries].query_desc = queryDesc;
-	open_queries[n_open_queries].start = GetCurrentTimestamp();
-	open_queries[n_open_queries].rows = 0;
-	open_queries[n_open_queries].nesting_level = exec_nested_level;
-	n_open_queries++;
+	/* (inside an EXPLAIN and such, it is dropped when it ends: see own_statement_level) */
+	level = start_level();
+	if (!tracking_at(level) || !reads_user_table(queryDesc->plannedstmt))
+		return;
+	(void) open_query(queryDesc, level);
 }
 
 static void
@@ -619,6 +844,11 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 #endif
 {
 	OpenQuery  *open;
+	struct _DestReceiver *capture = NULL;
+
+	/* a recorded statement's rows: values that may prove it a parent */
+	if (n_open_queries > 0 && find_open_query(queryDesc) != NULL)
+		capture = n1_capture_begin(queryDesc, count > 0);
 
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
 	exec_nested_level++;
@@ -634,27 +864,70 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		standard_ExecutorRun(queryDesc, direction, count, execute_once);
 #endif
 	exec_nested_level--;
+	if (capture != NULL)
+		n1_capture_end(queryDesc, capture);
 
 	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
-		return;
+	{
+		if (likely(utility_tag != T_FetchStmt) || exec_nested_level != 0 ||
+			(open = adopt_cursor(queryDesc)) == NULL)
+			return;
+	}
 	open->rows += queryDesc->estate->es_processed;
 
 	/*
-	 * A run with a row limit is a cursor fetch (or a PL/pgSQL FOR loop's
-	 * batch): its rows drive the statements that follow before the cursor
-	 * ends, so they may make it a parent now.
+	 * A SELECT that has run to its end is finished: record it now, so that
+	 * n1detect.action raises in the statement that ran it.  Its ExecutorEnd
+	 * may come much later: with the extended protocol, when the next
+	 * statement (or the COMMIT) replaces the unnamed portal.
 	 */
-	if (count > 0 && open->rows >= 2 && ensure_detector() &&
-		own_statement_level < 0)
+	if (queryDesc->operation == CMD_SELECT &&
+		!queryDesc->plannedstmt->hasModifyingCTE &&
+		ScanDirectionIsForward(direction) &&
+		(count == 0 || queryDesc->estate->es_processed < count))
 	{
+		TimestampTz start = open->start;
+		uint64		rows = open->rows;
+		int			nesting_level = open->nesting_level;
+		const uint64 *result_values;
+		int			n_result_values = n1_capture_take(queryDesc, &result_values, true);
+
+		forget_open_query(open);
+		if (unlikely(own_statement_level >= 0))
+		{
+			if (exec_nested_level <= own_statement_level)
+				own_statement_level = -1;
+			return;
+		}
+		if (ensure_detector())
+			record_statement(queryDesc, start, rows, nesting_level,
+							 n_result_values, result_values);
+		return;
+	}
+
+	/*
+	 * A run with a row limit is a cursor fetch (or a PL/pgSQL FOR loop's
+	 * batch, one row at a time in a procedure or DO block): its rows drive
+	 * the statements that follow before the cursor ends, so they may make it
+	 * a parent now.  Its first fetch makes it known to the detector before
+	 * the statements its rows drive.
+	 */
+	if (count > 0 && own_statement_level < 0 &&
+		(open->rows >= 2 ||
+		 (ActivePortal != NULL && ActivePortal->queryDesc == queryDesc)) &&
+		ensure_detector())
+	{
+		const uint64 *values;
+		int			n_values = n1_capture_take(queryDesc, &values, false);
+
 		/*
 		 * Settle application_name first: its first check in a backend would
 		 * otherwise end the unit these rows open (a connection whose first
 		 * statement is a cursor: Django's .iterator() inside atomic()).
 		 */
 		check_application_name();
-		n1_detector_rows(&detector, queryDesc->plannedstmt->queryId, open->rows,
-						 (int64) GetCurrentTimestamp());
+		n1_detector_rows(&detector, n1_query_canonical_id(queryDesc->plannedstmt->queryId),
+						 open->rows, (int64) GetCurrentTimestamp(), values, n_values);
 	}
 }
 
@@ -670,20 +943,27 @@ n1_ExecutorFinish(QueryDesc *queryDesc)
 	exec_nested_level--;
 }
 
-static void
-n1_ExecutorEnd(QueryDesc *queryDesc)
+/* ExecutorEnd of a statement still open, or inside an n1detect function. */
+static pg_noinline void
+end_statement(QueryDesc *queryDesc)
 {
-	OpenQuery  *open = NULL;
-	OpenQuery	ended = {0};
-	N1Statement stmt;
-	N1StatementResult result;
-	N1SlotEvent event;
-	bool		own;
+	OpenQuery  *open;
+	bool		tracked = false;
+	TimestampTz start = 0;
+	uint64		rows = 0;
+	int			nesting_level = 0;
+	int			n_result_values = N1_VALUES_UNKNOWN;
+	const uint64 *result_values = NULL;
 
 	if (n_open_queries > 0 && (open = find_open_query(queryDesc)) != NULL)
 	{
-		ended = *open;
-		*open = open_queries[--n_open_queries];
+		tracked = true;
+		start = open->start;
+		rows = open->rows;
+		nesting_level = open->nesting_level;
+		forget_open_query(open);
+		/* before ExecutorEnd, which frees the estate */
+		n_result_values = n1_capture_take(queryDesc, &result_values, true);
 	}
 
 	if (prev_ExecutorEnd)
@@ -698,43 +978,27 @@ n1_ExecutorEnd(QueryDesc *queryDesc)
 	 */
 	if (unlikely(own_statement_level >= 0))
 	{
-		own = true;
 		if (exec_nested_level <= own_statement_level)
 			own_statement_level = -1;
+		return;
 	}
-	else
-		own = false;
 
 	/* Nothing to record, or cleaning up after an error. */
-	if (open == NULL || own || !IsTransactionState() || !ensure_detector())
+	if (!tracked || !IsTransactionState() || !ensure_detector())
 		return;
+	record_statement(queryDesc, start, rows, nesting_level, n_result_values, result_values);
+}
 
-	stmt.query_id = queryDesc->plannedstmt->queryId;
-	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
-									 hash_constants(queryDesc));
-	stmt.start_us = (int64) ended.start;
-	stmt.end_us = (int64) GetCurrentTimestamp();
-	/* Only rows sent back can drive a loop: not those an UPDATE touched. */
-	stmt.rows = (queryDesc->operation == CMD_SELECT ||
-				 queryDesc->plannedstmt->hasReturning) ? ended.rows : 0;
-
-	event.seq = slot->events_written + 1;
-	event.queryid = stmt.query_id;
-	event.param_hash = stmt.param_hash;
-	event.start = ended.start;
-	event.exec_us = stmt.end_us - stmt.start_us;
-	event.rows = ended.rows;
-	event.nesting_level = ended.nesting_level;
-	n1_slot_write_event(slot, &event);
-
-	check_application_name();
-	if (unlikely(detector.config.min_calls != n1_min_calls ||
-				 detector.config.max_gap_us != (int64) n1_max_gap_ms * 1000))
-		n1_detector_configure(&detector, n1_min_calls, (int64) n1_max_gap_ms * 1000);
-
-	n1_detector_statement(&detector, &stmt, &result);
-	if (result.burst)
-		on_burst_statement(queryDesc, &stmt, &result);
+static void
+n1_ExecutorEnd(QueryDesc *queryDesc)
+{
+	/* most often nothing to do: a SELECT was recorded when it ran to its end */
+	if (unlikely(n_open_queries > 0 || own_statement_level >= 0))
+		end_statement(queryDesc);
+	else if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
 }
 
 /* ---------- utility statements: nesting ---------- */
@@ -754,24 +1018,74 @@ keeps_nesting_level(Node *parsetree)
 		IsA(parsetree, DeallocateStmt);
 }
 
+/*
+ * Utility statements that analyze or run a query of their own, which is not
+ * the application's: EXPLAIN (ANALYZE), COPY (query) TO, CREATE TABLE AS,
+ * SELECT INTO, CREATE/REFRESH MATERIALIZED VIEW, CREATE VIEW, CREATE RULE.
+ * Nothing inside them is recorded, and their text is never taken for the
+ * query's (they run under the query's own id).
+ */
+static bool
+runs_own_query(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_ExplainStmt:
+		case T_CreateTableAsStmt:
+		case T_RefreshMatViewStmt:
+		case T_ViewStmt:
+		case T_RuleStmt:
+			return true;
+		case T_CopyStmt:
+			return ((CopyStmt *) parsetree)->query != NULL;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Utility statements are not the per-statement hot path of applications:
+ * here a PG_TRY restores the nesting state on any error, so that a
+ * (sub)transaction abort inside them (COMMIT or ROLLBACK in a procedure)
+ * finds it right.
+ */
 static void
 n1_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  bool readOnlyTree, ProcessUtilityContext context,
 				  ParamListInfo params, QueryEnvironment *queryEnv,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
-	bool		nest = !keeps_nesting_level(pstmt->utilityStmt);
+	Node	   *parsetree = pstmt->utilityStmt;
+	int			saved_level = exec_nested_level;
+	int			saved_utility_level = utility_level;
+	NodeTag		saved_utility_tag = utility_tag;
+	int			saved_own = own_statement_level;
 
-	if (nest)
+	if (!keeps_nesting_level(parsetree))
 		exec_nested_level++;
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+	utility_level = exec_nested_level;
+	utility_tag = nodeTag(parsetree);
+	if (runs_own_query(parsetree) &&
+		(own_statement_level < 0 || saved_level < own_statement_level))
+		own_statement_level = saved_level;
+
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
-	if (nest)
-		exec_nested_level--;
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		exec_nested_level = saved_level;
+		utility_level = saved_utility_level;
+		utility_tag = saved_utility_tag;
+		own_statement_level = saved_own;
+	}
+	PG_END_TRY();
 }
 
 void
@@ -791,4 +1105,5 @@ n1_recorder_install_hooks(void)
 	ProcessUtility_hook = n1_ProcessUtility;
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
+	n1_capture_init();
 }

@@ -47,7 +47,10 @@ my $offset = -s $node->logfile;
 ($ret, $stdout, $stderr) = $node->psql('postgres', N1Test::n_plus_one_sql(list_size => 6, first_id => 30));
 is($stderr, '', 'action = log sends nothing to the client');
 $node->wait_for_log(qr{LOG:  n1detect: N\+1 query, 5 calls of one query driven by the rows of another}, $offset);
-ok(1, 'action = log writes the LOG line');
+my $log = substr(PostgreSQL::Test::Utils::slurp_file($node->logfile), $offset);
+like($log, qr{LOG:  n1detect: N\+1 query, 5 calls of one query driven by the rows of another\n[^\n]*DETAIL:  Query "SELECT name FROM authors WHERE id = \$1" ran 5 times with 5 different parameter sets},
+	'action = log writes the LOG line, with its detail');
+is(() = $log =~ /LOG:  n1detect: /g, 1, 'once, at the call that crossed min_calls');
 
 $node->stop;
 done_testing();

@@ -8,8 +8,12 @@ use Test::More;
 use N1Test;
 
 my $node = N1Test::new_node('no_preload', preload => 0);
-$node->safe_psql('postgres', 'CREATE EXTENSION n1detect');
-ok(1, 'CREATE EXTENSION works without preloading');
+my ($cret, $cout, $cerr) = $node->psql('postgres', 'CREATE EXTENSION n1detect');
+is($cret, 0, 'CREATE EXTENSION works without preloading');
+is($cerr, '', 'without a warning');
+is($node->safe_psql('postgres', q{SELECT extversion, (SELECT count(*) FROM pg_views
+	WHERE viewname IN ('n1_offenders', 'n1_bursts', 'n1_backend_statements', 'n1_info'))
+	FROM pg_extension WHERE extname = 'n1detect'}), '1.1|4', 'the extension and its views are there');
 
 for my $sql ('SELECT * FROM n1_offenders', 'SELECT * FROM n1_bursts',
 	'SELECT * FROM n1_backend_statements', 'SELECT * FROM n1_info', 'SELECT n1_reset()')

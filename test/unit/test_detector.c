@@ -167,11 +167,14 @@ fixture_free(Fixture *f)
 	free(f);
 }
 
-/* One statement of STMT_US, then THINK_US of client time. */
+/* A statement without values, as a front end that cannot see them gives it. */
+#define TIMING_STMT {.n_values = N1_VALUES_UNKNOWN, .n_result_values = N1_VALUES_UNKNOWN}
+
+/* One statement of STMT_US, then THINK_US of client time; no values: the timing rule. */
 static N1StatementResult
 run(Fixture *f, uint64_t query_id, uint64_t param_hash, uint64_t rows)
 {
-	N1Statement stmt;
+	N1Statement stmt = TIMING_STMT;
 	N1StatementResult result;
 
 	stmt.query_id = query_id;
@@ -182,6 +185,57 @@ run(Fixture *f, uint64_t query_id, uint64_t param_hash, uint64_t rows)
 	f->now += STMT_US + THINK_US;
 	n1_detector_statement(f->d, &stmt, &result);
 	return result;
+}
+
+/*
+ * One statement with values: its parameter values (nvals of them, may be 0),
+ * and the values of its result rows (nres of them).
+ */
+static N1StatementResult
+run_v(Fixture *f, uint64_t query_id, const uint64_t *vals, int nvals, uint64_t rows,
+	  const uint64_t *res, int nres)
+{
+	N1Statement stmt;
+	N1StatementResult result;
+	uint64_t	h = 0x51ed27;
+	int			i;
+
+	memset(&stmt, 0, sizeof(stmt));
+	stmt.query_id = query_id;
+	for (i = 0; i < nvals && i < N1_CALL_VALUES; i++)
+	{
+		stmt.values[i] = vals[i];
+		h = h * 31 + vals[i];
+	}
+	stmt.n_values = nvals < N1_CALL_VALUES ? nvals : N1_CALL_VALUES;
+	stmt.param_hash = h;
+	stmt.result_values = res;
+	stmt.n_result_values = nres;
+	stmt.start_us = f->now;
+	stmt.end_us = f->now + STMT_US;
+	stmt.rows = rows;
+	f->now += STMT_US + THINK_US;
+	n1_detector_statement(f->d, &stmt, &result);
+	return result;
+}
+
+/* A call with one parameter value v, returning rows rows with no values of interest. */
+static N1StatementResult
+call1(Fixture *f, uint64_t query_id, uint64_t v, uint64_t rows)
+{
+	return run_v(f, query_id, &v, 1, rows, NULL, 0);
+}
+
+/* A list: no parameters, n rows whose values are first, first+step, ... */
+static void
+list_of(Fixture *f, uint64_t query_id, uint64_t first, uint64_t step, int n)
+{
+	uint64_t	res[256];
+	int			i;
+
+	for (i = 0; i < n && i < 256; i++)
+		res[i] = first + (uint64_t) i * step;
+	run_v(f, query_id, NULL, 0, (uint64_t) n, res, n);
 }
 
 /* Open bursts of the fixture's detector, and the one of query_id. */
@@ -504,15 +558,15 @@ static void
 test_cursor_parent(void)
 {
 	Fixture    *f = fixture_new(5, 1000000);
-	N1Statement close_stmt;
+	N1Statement close_stmt = TIMING_STMT;
 	N1StatementResult r;
 	const N1Burst *b;
 	int64_t		declared_at = f->now;
 	int			i;
 
-	n1_detector_rows(f->d, Q_CURSOR, 50, f->now);
+	n1_detector_rows(f->d, Q_CURSOR, 50, f->now, NULL, N1_VALUES_UNKNOWN);
 	f->now += 50;
-	n1_detector_rows(f->d, Q_CURSOR, 100, f->now);
+	n1_detector_rows(f->d, Q_CURSOR, 100, f->now, NULL, N1_VALUES_UNKNOWN);
 	f->now += 50;
 	for (i = 0; i < 20; i++)
 	{
@@ -529,7 +583,7 @@ test_cursor_parent(void)
 	}
 
 	/* more rows fetched after the crossing update the burst */
-	n1_detector_rows(f->d, Q_CURSOR, 150, f->now);
+	n1_detector_rows(f->d, Q_CURSOR, 150, f->now, NULL, N1_VALUES_UNKNOWN);
 	b = find_burst(f, Q_CHILD);
 	if (CHECK(b != NULL, "burst exists"))
 		CHECK_EQ_U64(b->parent_rows, 150, "parent_rows grows with the parent");
@@ -720,7 +774,7 @@ test_gap_ends_bursts(void)
 	for (i = 0; i < 3; i++)
 		run(f, Q_PAGE, param(i), 1);
 	f->now += 5000;
-	n1_detector_rows(f->d, Q_CURSOR, 10, f->now);
+	n1_detector_rows(f->d, Q_CURSOR, 10, f->now, NULL, N1_VALUES_UNKNOWN);
 	CHECK_EQ(f->n_ended, 3, "rows after a gap ends the unit");
 	CHECK_EQ(f->ended[2].reason, N1_END_GAP, "reason GAP");
 	CHECK_EQ(f->d->units, 3, "rows opened a unit");
@@ -732,7 +786,7 @@ static void
 test_burst_fields(void)
 {
 	Fixture    *f = fixture_new(3, 1000000);
-	N1Statement stmt;
+	N1Statement stmt = TIMING_STMT;
 	N1StatementResult r;
 	const N1Burst *b;
 	int64_t		t = 5000;
@@ -787,21 +841,21 @@ test_configure(void)
 	for (i = 0; i < 4; i++)
 		r = run(f, Q_CHILD, param(i), 1);
 	CHECK(r.burst == NULL, "below min_calls 10");
-	n1_detector_configure(f->d, 3, 1000000);
+	n1_detector_configure(f->d, 3, 0, 1000000);
 	r = run(f, Q_CHILD, param(4), 1);
 	CHECK(r.crossed, "lowered min_calls: crosses on the next call");
 	if (CHECK(r.burst != NULL, "burst"))
 		CHECK_EQ(r.burst->calls, 5, "all calls counted");
 
 	/* min_calls below 2 is treated as 2: one call is never a burst */
-	n1_detector_configure(f->d, 1, 1000000);
+	n1_detector_configure(f->d, 1, 0, 1000000);
 	r = run(f, Q_OTHER, 1, 1);
 	CHECK(r.burst == NULL, "a single call is no burst");
 	r = run(f, Q_OTHER, 1, 1);
 	CHECK(r.crossed, "crosses at 2");
 
 	/* max_gap_us change takes effect */
-	n1_detector_configure(f->d, 3, 10);
+	n1_detector_configure(f->d, 3, 0, 10);
 	f->now += 50;
 	r = run(f, Q_OTHER, 1, 1);
 	CHECK(r.unit_started, "smaller max_gap_us splits units");
@@ -810,7 +864,7 @@ test_configure(void)
 	CHECK(f->d->config.burst_ended == record_ended, "callback kept");
 
 	/* negative gap clamps to 0: any idle time splits */
-	n1_detector_configure(f->d, 3, -5);
+	n1_detector_configure(f->d, 3, 0, -5);
 	f->now += 1;
 	r = run(f, Q_OTHER, 1, 1);
 	CHECK(r.unit_started, "max_gap_us < 0 treated as 0");
@@ -1029,7 +1083,7 @@ test_edge_cases(void)
 {
 	N1Detector *d = calloc(1, sizeof(N1Detector));
 	N1DetectorConfig config;
-	N1Statement stmt;
+	N1Statement stmt = TIMING_STMT;
 	N1StatementResult r;
 	const N1Burst *bursts;
 	int			i;
@@ -1098,7 +1152,7 @@ test_edge_cases(void)
 	CHECK(r.burst != NULL && r.burst->calls == 4, "same unit continues");
 
 	/* an event ending before the latest activity does not move the clock back */
-	n1_detector_rows(d, Q_CURSOR, 10, 10700);
+	n1_detector_rows(d, Q_CURSOR, 10, 10700, NULL, N1_VALUES_UNKNOWN);
 	stmt.query_id = Q_OTHER;
 	stmt.start_us = 10580;
 	stmt.end_us = 10590;		/* before the rows report at 10700 */
@@ -1135,7 +1189,7 @@ test_callback_escape(void)
 	N1Detector *d = calloc(1, sizeof(N1Detector));
 	Escape	   *e = calloc(1, sizeof(Escape));
 	N1DetectorConfig config;
-	N1Statement stmt;
+	N1Statement stmt = TIMING_STMT;
 	N1StatementResult r;
 	const N1Burst *bursts;
 	int			i;
@@ -1173,10 +1227,448 @@ test_callback_escape(void)
 	free(d);
 }
 
+/* ----------------------------------------------------------------
+ * The values rule: table-driven scenarios
+ * ----------------------------------------------------------------
+ */
+
+/* A list of 20 rows (values 1..20 and author ids 101..120), then per row A B C. */
+static void
+scen_siblings(Fixture *f)
+{
+	uint64_t	res[40];
+	int			i;
+
+	for (i = 0; i < 20; i++)
+	{
+		res[2 * i] = (uint64_t) i + 1;
+		res[2 * i + 1] = 101 + (uint64_t) i;
+	}
+	run_v(f, Q_LIST, NULL, 0, 20, res, 40);
+	for (i = 0; i < 20; i++)
+	{
+		uint64_t	own[3] = {1000 + (uint64_t) i * 10, 1001 + (uint64_t) i * 10, 1002 + (uint64_t) i * 10};
+
+		/* A returns the book's row, whose values B then uses: still a sibling */
+		run_v(f, Q_A, (uint64_t[]) {(uint64_t) i + 1}, 1, 3, own, 3);
+		call1(f, Q_B, 101 + (uint64_t) i, 1);
+		call1(f, Q_C, own[0], 1);
+	}
+}
+
+/* threads -> messages -> person: each level's parent is the level above. */
+static void
+scen_nested(Fixture *f)
+{
+	int			t,
+				m;
+	uint64_t	msg = 0;
+
+	list_of(f, Q_THREADS, 1, 1, 10);
+	for (t = 0; t < 10; t++)
+	{
+		int			n = 2 + t % 3;
+		uint64_t	res[16];
+
+		/* each message row: its id, its sender, its thread */
+		for (m = 0; m < n; m++)
+		{
+			res[3 * m] = 5000 + msg + (uint64_t) m;
+			res[3 * m + 1] = 7000 + (msg + (uint64_t) m) % 13;
+			res[3 * m + 2] = (uint64_t) t + 1;
+		}
+		run_v(f, Q_MESSAGES, (uint64_t[]) {(uint64_t) t + 1}, 1, (uint64_t) n, res, 3 * n);
+		for (m = 0; m < n; m++)
+			call1(f, Q_PERSON, 7000 + (msg + (uint64_t) m) % 13, 1);
+		msg += (uint64_t) n;
+	}
+}
+
+/* A list, then a loop over constants (a menu of 5 items): a LOOP, no parent. */
+static void
+scen_constants(Fixture *f)
+{
+	int			i;
+
+	list_of(f, Q_LIST, 1, 1, 20);
+	for (i = 0; i < 8; i++)
+		call1(f, Q_CHILD, 500 + (uint64_t) (i % 5), 1);
+}
+
+/*
+ * Per row: a permission check (same two values every time, one row), a
+ * count (one row) and the child.
+ */
+static void
+scen_permissions(Fixture *f)
+{
+	int			i;
+
+	list_of(f, Q_LIST, 1, 1, 10);
+	for (i = 0; i < 10; i++)
+	{
+		uint64_t	res = 7;
+
+		run_v(f, Q_OTHER, (uint64_t[]) {777, 333}, 2, 1, &res, 1);
+		run_v(f, Q_EXTRA, (uint64_t[]) {(uint64_t) i + 1}, 1, 1, &res, 1);
+		call1(f, Q_CHILD, (uint64_t) i + 1, 1);
+	}
+}
+
+/* The list, then an unrelated multi-row query (a sidebar), then the loop. */
+static void
+scen_unrelated_between(Fixture *f)
+{
+	int			i;
+
+	list_of(f, Q_LIST, 1, 1, 10);
+	list_of(f, Q_OTHER, 900, 1, 6);
+	list_of(f, Q_EXTRA, 3, 1, 2);	/* holds 2 of the child's 10 values: a minority */
+	for (i = 0; i < 10; i++)
+		call1(f, Q_CHILD, (uint64_t) i + 1, 1);
+}
+
+/* The child's values come from a query first seen after it: no parent. */
+static void
+scen_later_source(Fixture *f)
+{
+	int			i;
+
+	call1(f, Q_CHILD, 1, 1);
+	list_of(f, Q_LIST, 1, 1, 10);
+	for (i = 1; i < 10; i++)
+		call1(f, Q_CHILD, (uint64_t) i + 1, 1);
+}
+
+/* A constant parameter beside the varying one (list id, thread id). */
+static void
+scen_constant_beside(Fixture *f)
+{
+	int			i;
+
+	list_of(f, Q_THREADS, 1, 1, 10);
+	for (i = 0; i < 10; i++)
+		run_v(f, Q_MESSAGES, (uint64_t[]) {424242, (uint64_t) i + 1}, 2, 1, NULL, 0);
+}
+
+/* A cursor's rows (batches of values) drive the loop before it closes. */
+static void
+scen_cursor(Fixture *f)
+{
+	uint64_t	res[10];
+	int			i;
+
+	for (i = 0; i < 10; i++)
+		res[i] = 300 + (uint64_t) i;
+	n1_detector_rows(f->d, Q_CURSOR, 5, f->now, res, 5);
+	for (i = 0; i < 5; i++)
+		call1(f, Q_CHILD, 300 + (uint64_t) i, 1);
+	n1_detector_rows(f->d, Q_CURSOR, 10, f->now, res + 5, 5);
+	for (i = 5; i < 10; i++)
+		call1(f, Q_CHILD, 300 + (uint64_t) i, 1);
+}
+
+/* Values known for the child, unknown results for the only candidate: timing. */
+static void
+scen_results_unknown(Fixture *f)
+{
+	int			i;
+
+	list_of(f, Q_LIST, 1, 1, 10);
+	run_v(f, Q_OTHER, NULL, 0, 10, NULL, N1_VALUES_UNKNOWN);
+	for (i = 0; i < 6; i++)
+		call1(f, Q_CHILD, 800 + (uint64_t) i, 1);
+}
+
+/* Strict mode: a list of 2 rows and its 2-call N+1. */
+static void
+scen_two_rows(Fixture *f)
+{
+	list_of(f, Q_LIST, 41, 1, 2);
+	call1(f, Q_CHILD, 41, 1);
+	call1(f, Q_CHILD, 42, 1);
+}
+
+/* Strict mode, the fixed code: one batched query for both rows. */
+static void
+scen_two_rows_fixed(Fixture *f)
+{
+	list_of(f, Q_LIST, 41, 1, 2);
+	run_v(f, Q_CHILD, (uint64_t[]) {41, 42}, 2, 2, NULL, 0);
+}
+
+/* Strict mode: two calls over constants, and a query run twice alike. */
+static void
+scen_two_constants(Fixture *f)
+{
+	list_of(f, Q_LIST, 1, 1, 20);
+	call1(f, Q_CHILD, 501, 1);
+	call1(f, Q_CHILD, 502, 1);
+	call1(f, Q_OTHER, 3, 1);
+	call1(f, Q_OTHER, 3, 1);
+}
+
+/* Strict mode, nested: 2 threads, 2 messages each, one person per message. */
+static void
+scen_two_nested(Fixture *f)
+{
+	int			t;
+
+	list_of(f, Q_THREADS, 1, 1, 2);
+	for (t = 0; t < 2; t++)
+	{
+		uint64_t	res[4] = {50 + 2 * (uint64_t) t, 70 + 2 * (uint64_t) t,
+			51 + 2 * (uint64_t) t, 71 + 2 * (uint64_t) t};
+
+		run_v(f, Q_MESSAGES, (uint64_t[]) {(uint64_t) t + 1}, 1, 2, res, 4);
+		call1(f, Q_PERSON, 70 + 2 * (uint64_t) t, 1);
+		call1(f, Q_PERSON, 71 + 2 * (uint64_t) t, 1);
+	}
+}
+
+/* The values of the first calls are missing from the list; later ones prove it. */
+static void
+scen_proven_later(Fixture *f)
+{
+	int			i;
+
+	list_of(f, Q_LIST, 4, 1, 30);	/* rows 4..33: 1..3 were never captured */
+	for (i = 0; i < 12; i++)
+		call1(f, Q_CHILD, (uint64_t) i + 1, 1);
+}
+
+typedef struct Expect
+{
+	uint64_t	query;
+	N1Kind		kind;			/* N1_KIND_NONE: no burst */
+	uint64_t	parent;
+	N1ParentEvidence evidence;
+} Expect;
+
+typedef struct Scenario
+{
+	const char *name;
+	void		(*script) (Fixture *f);
+	int			min_calls;
+	int			min_calls_proven;
+	Expect		expect[4];
+} Scenario;
+
+static const Scenario scenarios[] = {
+	{"siblings", scen_siblings, 5, 0, {
+			{Q_A, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES},
+			{Q_B, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES},
+			{Q_C, N1_KIND_LOOP, 0, N1_EVIDENCE_NONE}}},
+	{"nested", scen_nested, 5, 0, {
+			{Q_MESSAGES, N1_KIND_N_PLUS_ONE, Q_THREADS, N1_EVIDENCE_VALUES},
+			{Q_PERSON, N1_KIND_N_PLUS_ONE, Q_MESSAGES, N1_EVIDENCE_VALUES},
+			{Q_THREADS, N1_KIND_NONE, 0, N1_EVIDENCE_NONE}}},
+	{"constants", scen_constants, 5, 0, {
+			{Q_CHILD, N1_KIND_LOOP, 0, N1_EVIDENCE_NONE}}},
+	{"permission checks", scen_permissions, 5, 0, {
+			{Q_CHILD, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES},
+			{Q_OTHER, N1_KIND_DUPLICATE, 0, N1_EVIDENCE_NONE},
+			{Q_EXTRA, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES}}},
+	{"unrelated query between", scen_unrelated_between, 5, 0, {
+			{Q_CHILD, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES}}},
+	{"source seen later", scen_later_source, 5, 0, {
+			{Q_CHILD, N1_KIND_LOOP, 0, N1_EVIDENCE_NONE}}},
+	{"constant beside", scen_constant_beside, 5, 0, {
+			{Q_MESSAGES, N1_KIND_N_PLUS_ONE, Q_THREADS, N1_EVIDENCE_VALUES}}},
+	{"cursor", scen_cursor, 5, 0, {
+			{Q_CHILD, N1_KIND_N_PLUS_ONE, Q_CURSOR, N1_EVIDENCE_VALUES}}},
+	{"results unknown", scen_results_unknown, 5, 0, {
+			{Q_CHILD, N1_KIND_N_PLUS_ONE, Q_OTHER, N1_EVIDENCE_TIMING}}},
+	{"proven later", scen_proven_later, 5, 0, {
+			{Q_CHILD, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES}}},
+	{"two rows, default", scen_two_rows, 5, 0, {
+			{Q_CHILD, N1_KIND_NONE, 0, N1_EVIDENCE_NONE}}},
+	{"two rows, strict", scen_two_rows, 5, 2, {
+			{Q_CHILD, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES}}},
+	{"two rows fixed, strict", scen_two_rows_fixed, 5, 2, {
+			{Q_CHILD, N1_KIND_NONE, 0, N1_EVIDENCE_NONE}}},
+	{"two constants, strict", scen_two_constants, 5, 2, {
+			{Q_CHILD, N1_KIND_NONE, 0, N1_EVIDENCE_NONE},
+			{Q_OTHER, N1_KIND_NONE, 0, N1_EVIDENCE_NONE}}},
+	{"two nested, strict", scen_two_nested, 5, 2, {
+			{Q_MESSAGES, N1_KIND_N_PLUS_ONE, Q_THREADS, N1_EVIDENCE_VALUES},
+			{Q_PERSON, N1_KIND_N_PLUS_ONE, Q_MESSAGES, N1_EVIDENCE_VALUES}}},
+};
+
+static void
+test_values_rule(void)
+{
+	size_t		i;
+	int			e;
+
+	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+	{
+		const Scenario *sc = &scenarios[i];
+		Fixture    *f = fixture_new(sc->min_calls, 1000000000);
+
+		n1_detector_configure(f->d, sc->min_calls, sc->min_calls_proven, 1000000000);
+		sc->script(f);
+		for (e = 0; e < 4 && sc->expect[e].query != 0; e++)
+		{
+			const Expect *x = &sc->expect[e];
+			const N1Burst *b = find_burst(f, x->query);
+			char		msg[128];
+
+			snprintf(msg, sizeof(msg), "%s: query %d", sc->name, (int) x->query);
+			if (x->kind == N1_KIND_NONE)
+			{
+				CHECK_EQ(b == NULL, 1, msg);
+				continue;
+			}
+			if (!CHECK_EQ(b != NULL, 1, msg))
+				continue;
+			CHECK_STR(n1_kind_name(b->kind), n1_kind_name(x->kind), msg);
+			CHECK_EQ_U64(b->parent_query_id, x->parent, msg);
+			CHECK_STR(n1_evidence_name(b->parent_evidence), n1_evidence_name(x->evidence), msg);
+		}
+		fixture_free(f);
+	}
+}
+
+/* A loop whose parent is proven only after the crossing reports the change. */
+static void
+test_proven_later_changes_kind(void)
+{
+	Fixture    *f = fixture_new(5, 1000000000);
+	N1StatementResult r;
+	int			i;
+	int			changes = 0;
+	int			loop_first = 0;
+
+	list_of(f, Q_LIST, 4, 1, 30);
+	for (i = 0; i < 12; i++)
+	{
+		r = call1(f, Q_CHILD, (uint64_t) i + 1, 1);
+		if (r.crossed)
+			loop_first = r.burst != NULL && r.burst->kind == N1_KIND_LOOP;
+		changes += r.kind_changed;
+	}
+	CHECK(loop_first, "a loop at the crossing (2 of 5 values found)");
+	CHECK_EQ(changes, 2, "crossing, then loop -> n_plus_one");
+	if (CHECK(r.burst != NULL, "burst"))
+	{
+		CHECK_EQ(r.burst->kind, N1_KIND_N_PLUS_ONE, "proven later");
+		CHECK(r.burst->values_found * 2 > r.burst->values_checked, "a majority found");
+	}
+	fixture_free(f);
+}
+
+/* Random values never prove a parent by chance through a full filter. */
+static void
+test_filter_false_positives(void)
+{
+	int			trial;
+	int			false_parents = 0;
+	uint64_t	seed = 88172645463325252ULL;
+
+	for (trial = 0; trial < 300; trial++)
+	{
+		Fixture    *f = fixture_new(5, 1000000000);
+		uint64_t	res[256];
+		int			i;
+
+		for (i = 0; i < 256; i++)
+		{
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			res[i] = seed;
+		}
+		run_v(f, Q_LIST, NULL, 0, 256, res, 256);
+		for (i = 0; i < 5; i++)
+		{
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			call1(f, Q_CHILD, seed, 1);
+		}
+		if (find_burst(f, Q_CHILD) != NULL && find_burst(f, Q_CHILD)->parent_query_id != 0)
+			false_parents++;
+		fixture_free(f);
+	}
+	CHECK_EQ(false_parents, 0, "no parent proven by chance in 300 trials");
+}
+
+/* Lazy values: asked only while the query still records values. */
+typedef struct LazyArg
+{
+	int			asked;
+	uint64_t	v;
+} LazyArg;
+
+static int
+lazy_fill(void *arg, uint64_t *out)
+{
+	LazyArg    *a = arg;
+
+	a->asked++;
+	out[0] = a->v;
+	return 1;
+}
+
+static void
+test_lazy_values(void)
+{
+	Fixture    *f = fixture_new(5, 1000000000);
+	LazyArg		a = {0, 0};
+	N1StatementResult r;
+	const N1Burst *b;
+	int			i;
+
+	list_of(f, Q_LIST, 1, 1, 40);
+	for (i = 0; i < 40; i++)
+	{
+		N1Statement stmt;
+
+		memset(&stmt, 0, sizeof(stmt));
+		stmt.query_id = Q_CHILD;
+		stmt.param_hash = param((uint64_t) i);
+		stmt.n_values = N1_VALUES_LAZY;
+		stmt.fill_values = lazy_fill;
+		stmt.fill_arg = &a;
+		stmt.n_result_values = 0;
+		stmt.start_us = f->now;
+		stmt.end_us = f->now + STMT_US;
+		stmt.rows = 1;
+		f->now += STMT_US + THINK_US;
+		a.v = (uint64_t) i + 1;
+		n1_detector_statement(f->d, &stmt, &r);
+	}
+	b = find_burst(f, Q_CHILD);
+	CHECK(b != NULL && b->kind == N1_KIND_N_PLUS_ONE && b->parent_query_id == Q_LIST,
+		  "lazy values prove the parent");
+	CHECK_EQ(a.asked, N1_QUERY_VALUES + 1, "asked only until the values are full");
+	fixture_free(f);
+}
+
+/* Bursts beyond N1_UNIT_MAX_BURSTS are counted per unit and in all. */
+static void
+test_dropped_counts(void)
+{
+	Fixture    *f = fixture_new(2, 1000000000);
+	int			q,
+				i;
+
+	for (q = 0; q < N1_UNIT_MAX_BURSTS + 3; q++)
+		for (i = 0; i < 2; i++)
+			run(f, 6000 + (uint64_t) q, param(i), 1);
+	CHECK_EQ(f->d->unit_dropped_bursts, 3, "dropped in the unit");
+	n1_detector_end_unit(f->d, N1_END_EXIT);
+	CHECK_EQ(f->d->unit_dropped_bursts, 0, "reset with the unit");
+	CHECK_EQ_U64(f->d->dropped_bursts, 3, "lifetime count kept");
+	fixture_free(f);
+}
+
 int
 main(void)
 {
 	test_kind_names();
+	CHECK_STR(n1_evidence_name(N1_EVIDENCE_VALUES), "values", "evidence name");
 	test_list_with_siblings();
 	test_nested_loops();
 	test_pgbench_loop();
@@ -1194,6 +1686,11 @@ main(void)
 	test_too_many_bursts();
 	test_edge_cases();
 	test_callback_escape();
+	test_values_rule();
+	test_proven_later_changes_kind();
+	test_filter_false_positives();
+	test_dropped_counts();
+	test_lazy_values();
 
 	printf("unit: %d passed, %d failed\n", tally.passed, tally.failed);
 	return tally.failed > 0 ? 1 : 0;

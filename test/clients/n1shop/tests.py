@@ -32,3 +32,29 @@ class NaiveBookListTest(BookListSetup, TestCase):
 class FixedBookListTest(BookListSetup, TestCase):
     def test_book_list(self):
         self.check_endpoint(views.books_fixed)
+
+
+class TwoBooksSetup:
+    """Two books: an N+1 of 2 calls, what n1detect.strict = on reports."""
+    @classmethod
+    def setUpTestData(cls):
+        authors = Author.objects.bulk_create(Author(name='Writer %d' % i) for i in range(2))
+        publisher = Publisher.objects.create(name='House')
+        Book.objects.bulk_create(Book(title='Title %d' % i, author=a, publisher=publisher, published=2000 + i)
+                                 for i, a in enumerate(authors))
+
+    def check_endpoint(self, endpoint):
+        data = endpoint()
+        self.assertEqual(len(data), 2)
+        self.assertEqual(data[1]['author']['name'], 'Writer 1')
+        self.assertEqual(data[1]['publisher']['name'], 'House')
+
+
+class StrictNaiveTwoBooksTest(TwoBooksSetup, TestCase):
+    def test_book_list(self):
+        self.check_endpoint(views.books_naive)
+
+
+class StrictFixedTwoBooksTest(TwoBooksSetup, TestCase):
+    def test_book_list(self):
+        self.check_endpoint(views.books_fixed)
