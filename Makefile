@@ -56,4 +56,30 @@ regresscheck:
 tapcheck:
 	$(prove_installcheck)
 
-EXTRA_CLEAN = test/unit/test_detector tmp_check_regress
+# n1scan (src/scan): a plain-C program reading server logs, with the same
+# detector core compiled in; linked with Debian's libpg-query-dev (no
+# pkg-config file) and zlib; installed into pg_config's bindir with the
+# extension.  n1scan-asan: the same under ASan + UBSan, for the tests.
+N1SCAN_SRCS = $(sort $(wildcard src/scan/*.c)) src/core/detector.c src/core/value_hash.c
+N1SCAN_DEPS = $(N1SCAN_SRCS) $(wildcard src/scan/*.h) src/core/detector.h src/core/value_hash.h
+N1SCAN_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc/core
+N1SCAN_LIBS = -lpg_query -lz -lm
+src/scan/n1scan: $(N1SCAN_DEPS)
+	$(CC) $(N1SCAN_CFLAGS) -o $@ $(N1SCAN_SRCS) $(N1SCAN_LIBS)
+src/scan/n1scan-asan: $(N1SCAN_DEPS)
+	$(CC) $(N1SCAN_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -o $@ $(N1SCAN_SRCS) $(N1SCAN_LIBS)
+# built when libpg_query's header is there (tools/install-deps installs it),
+# so the extension alone still builds without it
+N1SCAN_HEADER ?= $(firstword $(wildcard /usr/include/pg_query.h /usr/local/include/pg_query.h))
+ifneq ($(N1SCAN_HEADER),)
+all: src/scan/n1scan src/scan/n1scan-asan
+install: install-n1scan
+else
+$(info n1detect: pg_query.h not found (Debian: libpg-query-dev), n1scan not built)
+endif
+.PHONY: install-n1scan
+install-n1scan: src/scan/n1scan
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) src/scan/n1scan '$(DESTDIR)$(bindir)/n1scan'
+
+EXTRA_CLEAN = test/unit/test_detector tmp_check_regress src/scan/n1scan src/scan/n1scan-asan

@@ -50,11 +50,12 @@
 #include "utils/uuid.h"
 
 #include "n1detect.h"
+#include "value_hash.h"
 
 #define CAPTURE_MAX_KEYS	8	/* key-like columns hashed per row */
 #define CAPTURE_MAX_ROWS	64	/* rows hashed per run */
 #define CAPTURE_MAX_VALUES	N1_RESULT_FILTER_MAX	/* values per statement (what a filter takes) */
-#define CAPTURE_MAX_TEXT	64	/* longest text hashed, bytes */
+#define CAPTURE_MAX_TEXT	N1_VALUE_MAX_TEXT	/* longest text hashed, bytes */
 #define CAPTURE_DEPTH		4	/* statements capturing at once (nesting) */
 #define CAPTURE_STASH_ATTS	16	/* columns of row 1 copied (by value) until row 2 */
 #define CAPTURE_SINGLE_RUNS	8	/* runs of <= 1 row after which a query id is not wrapped */
@@ -117,114 +118,11 @@ static CaptureReceiver receivers[CAPTURE_DEPTH];
 static int	n_claimed = 0;		/* buffers in use */
 static bool callbacks_registered = false;
 
-/* ---------- canonical value hashes ---------- */
+/* ---------- canonical value hashes (src/core/value_hash.c, shared with n1scan) ---------- */
 
-static inline uint64
-mix(uint64 x)
-{
-	x ^= x >> 33;
-	x *= UINT64CONST(0xff51afd7ed558ccd);
-	x ^= x >> 33;
-	x *= UINT64CONST(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
-
-static inline uint64
-hash_int(int64 v)
-{
-	return mix((uint64) v ^ UINT64CONST(0x1f83d9abfb41bd6b));
-}
-
-static inline uint64
-hash_uuid(const unsigned char *u)
-{
-	uint64		a,
-				b;
-
-	memcpy(&a, u, 8);
-	memcpy(&b, u + 8, 8);
-	return mix(mix(a ^ UINT64CONST(0x5be0cd19137e2179)) ^ b);
-}
-
-static inline int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Hash of a text value: as an integer when it is one in canonical decimal
- * form ("42", "-7"; not "042" or "+1"), as a uuid when it is one in the
- * standard 8-4-4-4-12 form, else by its bytes.
- */
-static uint64
-hash_text_value(const char *p, int len)
-{
-	const uint64 k = UINT64CONST(0x9E3779B97F4A7C15);
-	uint64		h;
-	uint64		w;
-
-	if (len >= 1 && len <= 19)
-	{
-		int			start = p[0] == '-' ? 1 : 0;
-		int			i = start;
-		int64		v = 0;
-
-		while (i < len && p[i] >= '0' && p[i] <= '9')
-			v = v * 10 + (p[i++] - '0');
-		/* all digits, 1 to 18 of them, no leading zero, no "-0" */
-		if (i == len && len > start && len - start <= 18 &&
-			!(p[start] == '0' && (len - start > 1 || start == 1)))
-			return hash_int(start ? -v : v);
-	}
-	if (len == 36 && p[8] == '-' && p[13] == '-' && p[18] == '-' && p[23] == '-')
-	{
-		unsigned char u[16];
-		int			j = 0;
-
-		for (int i = 0; i < 35 && j < 16; i++)
-		{
-			int			hi,
-						lo;
-
-			if (i == 8 || i == 13 || i == 18 || i == 23)
-				continue;
-			hi = hex_digit(p[i]);
-			lo = hex_digit(p[i + 1]);
-			if (hi < 0 || lo < 0)
-				break;
-			u[j++] = (unsigned char) (hi << 4 | lo);
-			i++;
-		}
-		if (j == 16)
-			return hash_uuid(u);
-	}
-
-	h = (uint64) len * k ^ UINT64CONST(0x6a09e667f3bcc908);
-	while (len >= 8)
-	{
-		memcpy(&w, p, 8);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-		p += 8;
-		len -= 8;
-	}
-	if (len > 0)
-	{
-		w = 0;
-		memcpy(&w, p, len);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-	}
-	return mix(h);
-}
+#define hash_int(v) n1_hash_int(v)
+#define hash_uuid(u) n1_hash_uuid(u)
+#define hash_text_value(p, len) n1_hash_text_value((p), (len))
 
 /* Kind of a type OID, or -1 if its values are not hashed. */
 static inline int
@@ -293,136 +191,16 @@ hash_datum(int kind, Datum v, uint64 *out)
 
 /* ---------- parameter values of a call ---------- */
 
-/* ASCII classes without the C library's locale-aware calls (hot path). */
-static inline bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static inline bool
-is_ident_start(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-		(unsigned char) c >= 0x80;
-}
-
-static inline bool
-is_ident_char(char c)
-{
-	return is_ident_start(c) || is_digit(c) || c == '$';
-}
-
 /*
- * Hashes of the literal constants of a statement's text (the simple
- * protocol's parameters): integer literals and string literals of at most
- * CAPTURE_MAX_TEXT bytes; floats, dollar-quoted strings, identifiers,
- * comments (sqlcommenter tags) and $n are skipped.  len < 0: up to the
- * terminating NUL.  At most SCAN_MAX_BYTES are read.
+ * Hashes of the literal constants of a statement's text (value_hash.c);
+ * len < 0: up to the terminating NUL.  At most SCAN_MAX_BYTES are read.
  */
 static int
 scan_literals(const char *p, int len, uint64 *out, int max)
 {
-	int			n = 0;
-	int			i = 0;
-
 	if (len < 0 || len > SCAN_MAX_BYTES)
 		len = strnlen(p, SCAN_MAX_BYTES);
-	while (i < len && n < max)
-	{
-		char		c = p[i];
-
-		if (c == '\'')
-		{
-			char		buf[CAPTURE_MAX_TEXT];
-			int			blen = 0;
-			bool		too_long = false;
-
-			for (i++; i < len; i++)
-			{
-				if (p[i] == '\'')
-				{
-					if (i + 1 < len && p[i + 1] == '\'')
-						i++;	/* '' is one quote */
-					else
-						break;
-				}
-				if (blen < CAPTURE_MAX_TEXT)
-					buf[blen++] = p[i];
-				else
-					too_long = true;
-			}
-			i++;
-			if (!too_long)
-				out[n++] = hash_text_value(buf, blen);
-		}
-		else if (c == '-' && i + 1 < len && p[i + 1] == '-')
-		{
-			while (i < len && p[i] != '\n')
-				i++;
-		}
-		else if (c == '/' && i + 1 < len && p[i + 1] == '*')
-		{
-			for (i += 2; i + 1 < len && !(p[i] == '*' && p[i + 1] == '/'); i++)
-				;
-			i += 2;
-		}
-		else if (c == '"')
-		{
-			for (i++; i < len && p[i] != '"'; i++)
-				;
-			i++;
-		}
-		else if (c == '$')
-		{
-			int			tag_end = i + 1;
-
-			while (tag_end < len && is_ident_char(p[tag_end]) && p[tag_end] != '$')
-				tag_end++;
-			if (tag_end < len && p[tag_end] == '$' &&
-				!is_digit(p[i + 1]))
-			{
-				/* dollar quoting: skip to the closing tag */
-				int			tag_len = tag_end - i + 1;
-
-				for (i = tag_end + 1; i + tag_len <= len; i++)
-					if (memcmp(p + i, p + tag_end - tag_len + 1, tag_len) == 0)
-						break;
-				i += tag_len;
-			}
-			else
-				i = tag_end;	/* $n */
-		}
-		else if (is_digit(c))
-		{
-			int			start = i;
-			bool		negative = start > 0 && p[start - 1] == '-' &&
-				(start < 2 || !(is_ident_char(p[start - 2]) || p[start - 2] == ')'));
-			int64		v = 0;
-			bool		integral = true;
-
-			for (; i < len && is_digit(p[i]); i++)
-				v = v * 10 + (p[i] - '0');
-			if (i < len && (p[i] == '.' || p[i] == 'e' || p[i] == 'E'))
-			{
-				integral = false;
-				while (i < len && (is_ident_char(p[i]) || p[i] == '.' ||
-								   ((p[i] == '-' || p[i] == '+') &&
-									(p[i - 1] == 'e' || p[i - 1] == 'E'))))
-					i++;
-			}
-			if (integral && i - start <= 18)
-				out[n++] = hash_int(negative ? -v : v);
-		}
-		else if (is_ident_start(c))
-		{
-			while (i < len && is_ident_char(p[i]))
-				i++;
-		}
-		else
-			i++;
-	}
-	return n;
+	return n1_scan_literals(p, len, out, max);
 }
 
 /*
