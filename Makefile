@@ -30,6 +30,8 @@ ifeq ($(N1_ASSERT),1)
 PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
 endif
 PG_CFLAGS = -Wall -Wextra -Werror
+# the library's version (PG_MODULE_MAGIC_EXT on 18+): the control file's default_version
+PG_CPPFLAGS += -DN1_VERSION=\"$(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/n1detect.control)\"
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -319,8 +319,10 @@ SELECT bursts_total, offenders, dealloc FROM n1_info;
 -- cursor first lends it neither its text nor the place of its constants
 -- (which made a real N+1 of it a duplicate).
 EXPLAIN (COSTS OFF) SELECT upper(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+\o /dev/null
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
   SELECT lower(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
+\o
 COPY (SELECT length(name) FROM authors WHERE id = 9 AND name IS NOT NULL) TO STDOUT;
 CREATE TEMP TABLE ctas AS SELECT md5(name) FROM authors WHERE id = 9 AND name IS NOT NULL;
 SELECT reverse(name) INTO TEMP select_into FROM authors WHERE id = 9 AND name IS NOT NULL;

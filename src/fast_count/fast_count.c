@@ -376,7 +376,9 @@ fc_select_from(RangeVar *rv, Node *filter, bool count)
 	}
 	sel->fromClause = list_make1(copyObject(rv));
 	sel->whereClause = copyObject(filter);
+#if PG_VERSION_NUM < 170000
 	sel->limitOption = LIMIT_OPTION_DEFAULT;
+#endif
 	sel->op = SETOP_NONE;
 	return n1_fc_make_raw((Node *) sel);
 }
@@ -518,14 +520,24 @@ fc_stat_live_rows(Oid relid, double *live)
 	tab = pgstat_fetch_stat_tabentry(relid);
 	if (tab != NULL)
 	{
+#if PG_VERSION_NUM >= 160000
+		*live += (double) tab->live_tuples;
+#else
 		*live += (double) tab->n_live_tuples;
+#endif
 		have = true;
 	}
 	pending = find_tabstat_entry(relid);
 	if (pending != NULL)
 	{
-		*live += (double) pending->t_counts.t_delta_live_tuples;
-		have = have || pending->t_counts.t_delta_live_tuples != 0;
+#if PG_VERSION_NUM >= 160000
+		PgStat_Counter delta = pending->counts.delta_live_tuples;
+#else
+		PgStat_Counter delta = pending->t_counts.t_delta_live_tuples;
+#endif
+
+		*live += (double) delta;
+		have = have || delta != 0;
 	}
 	return have;
 }
@@ -803,7 +815,9 @@ fc_count_query(FcCall *call, const char *query_text, FcResult *res)
 		rt->location = -1;
 		wrap->targetList = list_make1(rt);
 		wrap->fromClause = list_make1(sub);
+#if PG_VERSION_NUM < 170000
 		wrap->limitOption = LIMIT_OPTION_DEFAULT;
+#endif
 		wrap->op = SETOP_NONE;
 		fc_exact_or_planner(call, n1_fc_make_raw((Node *) wrap), rewritten,
 							"not a single-table query", res);

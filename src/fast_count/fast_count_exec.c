@@ -176,7 +176,11 @@ n1_fc_run_plan(PlannedStmt *plan, const char *source_text, DestReceiver *dest,
 	standard_ExecutorStart(qd, 0);
 	if (attach)
 		attach(qd->planstate, attach_arg);
+#if PG_VERSION_NUM >= 180000
+	standard_ExecutorRun(qd, ForwardScanDirection, 0);
+#else
 	standard_ExecutorRun(qd, ForwardScanDirection, 0, true);
+#endif
 	standard_ExecutorFinish(qd);
 	standard_ExecutorEnd(qd);
 	FreeQueryDesc(qd);

@@ -464,7 +464,9 @@ fc_build_sample_stmt(FcSampleJob *job)
 	sel->targetList = NIL;
 	sel->whereClause = copyObject(job->filter);
 	sel->fromClause = list_make1(rts);
+#if PG_VERSION_NUM < 170000
 	sel->limitOption = LIMIT_OPTION_DEFAULT;
+#endif
 	sel->op = SETOP_NONE;
 	return n1_fc_make_raw((Node *) sel);
 }

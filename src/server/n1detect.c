@@ -29,7 +29,12 @@
 #include "fast_count.h"
 #include "n1detect.h"
 
+#if PG_VERSION_NUM >= 180000
+/* name and version as pg_get_loaded_modules() shows them (Makefile: N1_VERSION) */
+PG_MODULE_MAGIC_EXT(.name = "n1detect",.version = N1_VERSION);
+#else
 PG_MODULE_MAGIC;
+#endif
 
 int			n1_track = N1_TRACK_TOP;
 int			n1_min_calls = 5;

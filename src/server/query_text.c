@@ -260,26 +260,40 @@ normalize(JumbleState *jstate, const char *stmt, int stmt_loc, int stmt_len,
 		int			loc = locs[i].location - stmt_loc;
 		int			tok = -1;
 		int			len;
-		char		param[16];
+		char		param[32];
 		int			param_len;
+		bool		squashed = false;
 
 		/* outside this statement, a duplicate, or inside the previous constant */
 		if (loc < written_to || loc >= stmt_len)
 			continue;
-		while (yylloc < loc)
+#if PG_VERSION_NUM >= 180000
+		/* $n parameters keep their text unless lists were squashed (as pg_stat_statements) */
+		if (locs[i].extern_param && !jstate->has_squashed_lists)
+			continue;
+		/* a squashed list of constants: the jumble gave the list's length */
+		squashed = locs[i].squashed;
+#endif
+		if (squashed)
+			len = Min(locs[i].length, stmt_len - loc);
+		else
 		{
-			tok = core_yylex(&yylval, &yylloc, yyscanner);
+			while (yylloc < loc)
+			{
+				tok = core_yylex(&yylval, &yylloc, yyscanner);
+				if (tok == 0)
+					break;
+			}
 			if (tok == 0)
 				break;
+			if (stmt[loc] == '-' && core_yylex(&yylval, &yylloc, yyscanner) == 0)
+				break;
+			/* flex leaves a NUL after the current token in scanbuf */
+			len = strlen(yyextra.scanbuf + loc);
 		}
-		if (tok == 0)
-			break;
-		if (stmt[loc] == '-' && core_yylex(&yylval, &yylloc, yyscanner) == 0)
-			break;
-		/* flex leaves a NUL after the current token in scanbuf */
-		len = strlen(yyextra.scanbuf + loc);
 
-		param_len = snprintf(param, sizeof(param), "$%d",
+		/* a squashed list: its first $n and a marker, as pg_stat_statements shows it */
+		param_len = snprintf(param, sizeof(param), squashed ? "$%d /*, ... */" : "$%d",
 							 replaced + 1 + jstate->highest_extern_param_id);
 		bounded_append(out, stmt + written_to, loc - written_to);
 		/* a $n that does not fit whole is left out */
@@ -317,14 +331,23 @@ remember_new(uint64 queryid, const char *query, int query_loc,
 	stmt = CleanQuerytext(query, &query_loc, &query_len);
 	if (jstate && jstate->clocations_count > 0)
 	{
-		int			first = jstate->clocations[0].location;
+		int			first = -1;
 		MemoryContext scan_context;
 		MemoryContext old;
 
 		/* where the parameters of the simple protocol start (see n1_query_constants_offset) */
-		for (int i = 1; i < jstate->clocations_count; i++)
-			first = Min(first, jstate->clocations[i].location);
-		constants_offset = Max(first - Max(execution_loc, 0), 0);
+		for (int i = 0; i < jstate->clocations_count; i++)
+		{
+#if PG_VERSION_NUM >= 180000
+			/* a $n parameter (recorded from 18 on) is no literal constant */
+			if (jstate->clocations[i].extern_param)
+				continue;
+#endif
+			if (first < 0 || jstate->clocations[i].location < first)
+				first = jstate->clocations[i].location;
+		}
+		if (first >= 0)
+			constants_offset = Max(first - Max(execution_loc, 0), 0);
 
 		/* the scanner copies the statement: free all of it before returning */
 		scan_context = AllocSetContextCreate(CurrentMemoryContext,

@@ -182,7 +182,11 @@ inside_own_statement(void)
 static inline int
 start_level(void)
 {
+#if PG_VERSION_NUM >= 170000
+	if (unlikely(exec_nested_level == 0 && ActivePortal == NULL && !AmBackgroundWorkerProcess()))
+#else
 	if (unlikely(exec_nested_level == 0 && ActivePortal == NULL && !IsBackgroundWorker))
+#endif
 		return 1;
 	return exec_nested_level;
 }
@@ -198,7 +202,11 @@ static bool
 outside_client_statement(void)
 {
 	if (ActivePortal == NULL)
+#if PG_VERSION_NUM >= 170000
+		return !AmBackgroundWorkerProcess();
+#else
 		return !IsBackgroundWorker;
+#endif
 	/* a cursor being materialized into its hold store (HoldPortal) */
 	return ActivePortal->holdStore != NULL && ActivePortal->queryDesc != NULL;
 }

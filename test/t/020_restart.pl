@@ -44,6 +44,10 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM n1_offenders'), '0',
 $node->safe_psql('postgres', N1Test::n_plus_one_sql(list_size => 6));
 $node->append_conf('postgresql.conf', "n1detect.save = off\n");
 $node->reload;
+# from 16 on a postmaster that has both a reload and a shutdown pending shuts
+# down first and ignores the reload: wait until it has read the new setting
+$node->poll_query_until('postgres', "SELECT current_setting('n1detect.save') = 'off'")
+  or die 'n1detect.save = off was not applied';
 $node->restart;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM n1_offenders'), '0',
 	'with n1detect.save = off nothing is kept');

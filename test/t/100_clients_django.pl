@@ -81,13 +81,15 @@ N1Clients::expect_offenders($node, 'find_or_create', [
 ]);
 
 # trap: keyset pages, each with one IN-list batch load of its tags
-# (prefetch_related): page query and batch loader run once per page
+# (prefetch_related): page query and batch loader run once per page.
+# From 18 on the query id ignores the list's length, and the text squashes it.
+my $tag_batch = $node->pg_version >= 18 ? qr{IN \(\$1 /\*, \.\.\. \*/\)} : qr/IN \(\$1, \$2, \$3, \$4, \$5, \$6\)/;
 N1Clients::reset_offenders($node);
 N1Clients::run_client($node, python => $py, 'run', 'paginated_prefetch', 'trap');
 N1Clients::expect_offenders($node, 'paginated_prefetch', [
 	{ kind => 'loop', query => qr/^SELECT "books"\..* WHERE "books"\."id" > \$1 ORDER BY "books"\."id" ASC LIMIT \$2$/,
 	  parent => undef },
-	{ kind => 'loop', query => qr/^SELECT \("book_tags"\."book_id"\) .* WHERE "book_tags"\."book_id" IN \(\$1, \$2, \$3, \$4, \$5, \$6\)/,
+	{ kind => 'loop', query => qr/^SELECT \("book_tags"\."book_id"\) .* WHERE "book_tags"\."book_id" $tag_batch/,
 	  parent => undef },
 ]);
 

@@ -122,8 +122,12 @@ query_ok(q{
 	FROM n1_offenders WHERE query LIKE 'SELECT count(*) FROM authors WHERE name%'},
 	"loop|SELECT count(*) FROM authors WHERE name = \$1 AND id <> \$2|t|t",
 	'10 MB literal: normalized text, samples cut at 127 bytes on a character boundary');
-query_ok(q{
-	SELECT kind, octet_length(query) <= 1023, query ~ '^SELECT count\(\*\) FROM books WHERE id IN \(\$1, \$2, \$3, .*\$\d+,? ?$',
+# (18 squashes a list of constants: its text is the list's first $n and a marker)
+my $books_in = $node->pg_version >= 18
+  ? q{'^SELECT count\(\*\) FROM books WHERE id IN \(\$1 /\*, \.\.\. \*/\)$'}
+  : q{'^SELECT count\(\*\) FROM books WHERE id IN \(\$1, \$2, \$3, .*\$\d+,? ?$'};
+query_ok(qq{
+	SELECT kind, octet_length(query) <= 1023, query ~ $books_in,
 	       (SELECT max(octet_length(s)) FROM unnest(sample_params) s) <= 127
 	FROM n1_offenders WHERE query LIKE 'SELECT count(*) FROM books WHERE id IN%'},
 	'loop|t|t|t', 'IN-list of 100 KB: its text is a prefix of at most 1023 bytes ending after a whole $n');

@@ -30,7 +30,8 @@ my $can_stop = $ret == 0;
 sub unit
 {
 	my ($shape, $calls) = @_;
-	my $zeros = join(', ', (0) x $shape);
+	# (its first element an expression: 18 would squash a list of constants into one query id)
+	my $zeros = join(', ', '0 + 0', (0) x ($shape - 1));
 	my $sql = "BEGIN;\nSELECT id, author_id FROM books WHERE id BETWEEN 1 AND 10 ORDER BY id;\n";
 	$sql .= "SELECT name FROM authors WHERE id = $_ AND id NOT IN ($zeros);\n" for 1 .. $calls;
 	return $sql . "COMMIT;\n";

@@ -20,7 +20,8 @@ is($node->safe_psql('postgres', $counters), '0|0|0|0|0', 'all zero after n1_rese
 sub shape
 {
 	my ($k, $id) = @_;
-	return "SELECT name FROM authors WHERE id = $id AND id NOT IN (" . join(', ', (0) x $k) . ");\n";
+	# (its first element an expression: 18 would squash a list of constants into one query id)
+	return "SELECT name FROM authors WHERE id = $id AND id NOT IN (" . join(', ', '0 + 0', (0) x ($k - 1)) . ");\n";
 }
 
 # One unit with 17 queries called 5 times each: the 17th burst is dropped.
