@@ -14,6 +14,7 @@
 #define _GNU_SOURCE				/* memrchr */
 #endif
 #include "query_comment.h"
+#include "value_hash.h"
 
 #include <string.h>
 
@@ -309,29 +310,12 @@ append_text(char *out, size_t size, size_t *used, const char *text)
 	*used = n;
 }
 
-/* 64-bit hash of a byte string, 8 bytes at a time; never 0 (0 means "none"). */
+/* 64-bit hash of a byte string; never 0 (0 means "none"). */
 static uint64_t
 hash_bytes64(const char *p, size_t len)
 {
-	const uint64_t k = UINT64_C(0x9E3779B97F4A7C15);
-	uint64_t	h = (uint64_t) len * k;
-	uint64_t	w;
+	uint64_t	h = n1_hash_bytes(p, len, (uint64_t) len * UINT64_C(0x9E3779B97F4A7C15));
 
-	while (len >= 8)
-	{
-		memcpy(&w, p, 8);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-		p += 8;
-		len -= 8;
-	}
-	if (len > 0)
-	{
-		w = 0;
-		memcpy(&w, p, len);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-	}
 	return h ? h : 1;
 }
 

@@ -26,8 +26,6 @@ uint64_t
 n1_hash_text_value(const char *p, int len)
 {
 	const uint64_t k = UINT64_C(0x9E3779B97F4A7C15);
-	uint64_t	h;
-	uint64_t	w;
 
 	if (len >= 1 && len <= 19)
 	{
@@ -65,23 +63,7 @@ n1_hash_text_value(const char *p, int len)
 			return n1_hash_uuid(u);
 	}
 
-	h = (uint64_t) len * k ^ UINT64_C(0x6a09e667f3bcc908);
-	while (len >= 8)
-	{
-		memcpy(&w, p, 8);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-		p += 8;
-		len -= 8;
-	}
-	if (len > 0)
-	{
-		w = 0;
-		memcpy(&w, p, len);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-	}
-	return n1_hash_mix(h);
+	return n1_hash_mix(n1_hash_bytes(p, len, (uint64_t) len * k ^ UINT64_C(0x6a09e667f3bcc908)));
 }
 
 /* ASCII classes without the C library's locale-aware calls (hot path). */

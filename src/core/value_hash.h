@@ -13,6 +13,7 @@
 #ifndef N1DETECT_VALUE_HASH_H
 #define N1DETECT_VALUE_HASH_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -28,6 +29,35 @@ n1_hash_mix(uint64_t x)
 	x *= UINT64_C(0xc4ceb9fe1a85ec53);
 	x ^= x >> 33;
 	return x;
+}
+
+/*
+ * A fast 64-bit hash of a byte string, 8 bytes at a time (multiply and
+ * xor-shift), from the seed h: for equality tests of short strings
+ * (a statement's constants, parameters, comment tags), not for tables.
+ */
+static inline uint64_t
+n1_hash_bytes(const char *p, size_t len, uint64_t h)
+{
+	const uint64_t k = UINT64_C(0x9E3779B97F4A7C15);
+	uint64_t	w;
+
+	while (len >= 8)
+	{
+		memcpy(&w, p, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+		p += 8;
+		len -= 8;
+	}
+	if (len > 0)
+	{
+		w = 0;
+		memcpy(&w, p, len);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	return h;
 }
 
 static inline uint64_t

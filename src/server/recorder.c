@@ -40,6 +40,7 @@
 #endif
 
 #include "n1detect.h"
+#include "value_hash.h"
 
 /*
  * Statements started but not ended yet (nesting, open cursors), by
@@ -222,27 +223,7 @@ outside_client_statement(void)
 static inline uint64
 hash_text(const char *p, size_t len)
 {
-	const uint64 k = UINT64CONST(0x9E3779B97F4A7C15);
-	uint64		h = (uint64) len * k;
-	uint64		w;
-
-	while (len >= 8)
-	{
-		memcpy(&w, p, 8);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-		p += 8;
-		len -= 8;
-	}
-	if (len > 0)
-	{
-		w = 0;
-		for (size_t i = 0; i < len; i++)
-			w = (w << 8) | (unsigned char) p[i];
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-	}
-	return h;
+	return n1_hash_bytes(p, len, (uint64) len * UINT64CONST(0x9E3779B97F4A7C15));
 }
 
 static void
