@@ -422,8 +422,17 @@ n1_fc_run_guarded(void (*fn) (void *), void *arg, TimestampTz deadline)
 	if (fc_guard_top != NULL)
 		fc_arm();
 
-	/* whatever ran is undone (read-only anyway); locks taken are released */
-	RollbackAndReleaseCurrentSubTransaction();
+	/*
+	 * After an error, whatever ran is undone and its locks released.  After
+	 * success the subtransaction is released, as a PL/pgSQL block's: what ran
+	 * was read-only, and rolling back is not allowed everywhere a count may
+	 * run (a deferred trigger fired by COMMIT: core asserts that the parent
+	 * is in progress, which it is not while committing).
+	 */
+	if (edata != NULL)
+		RollbackAndReleaseCurrentSubTransaction();
+	else
+		ReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
 
