@@ -114,12 +114,14 @@ is($out, '0|0', 'a partitioned table without partitions counts 0');
 	EXECUTE ps;
 	ALTER TABLE mine ADD COLUMN b text;
 	EXECUTE ps;
-	EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT fast_count('nums', 'a > 5');
+	EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF) SELECT fast_count('nums', 'a > 5');
 	SELECT 'end';
 });
 is($out, join("\n", '2|19990|19990', '10', '1|19999', '2|19998', '3|19997',
 		'1|19999', '2|19998', '3|19997', '3|19997', '2|19998',
-		'19995|19995', '19995|19995', 'Result (actual rows=1 loops=1)', 'end'),
+		'19995|19995', '19995|19995',
+		# 18 shows fractional row counts
+		'Result (actual rows=' . ($node->pg_version >= 18 ? '1.00' : '1') . ' loops=1)', 'end'),
 	'fast_count in constraints, defaults, triggers, cursors, prepared statements, EXPLAIN ANALYZE');
 like($err, qr/column "b" does not exist/, 'the prepared statement whose filter lost its column: a clean error');
 
