@@ -257,18 +257,6 @@ key_is(const Pair *pair, const char *name)
 	return true;
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Appends the value to out[*used..size-1), URL-decoded when quoted (a
  * malformed escape is kept as it is; \' becomes '), control characters as
@@ -286,9 +274,9 @@ append_value(char *out, size_t size, size_t *used, const Pair *pair)
 		unsigned char c = (unsigned char) *p++;
 
 		if (pair->quoted && c == '%' && end - p >= 2 &&
-			hex_value(p[0]) >= 0 && hex_value(p[1]) >= 0)
+			n1_hex_value(p[0]) >= 0 && n1_hex_value(p[1]) >= 0)
 		{
-			c = (unsigned char) (hex_value(p[0]) * 16 + hex_value(p[1]));
+			c = (unsigned char) (n1_hex_value(p[0]) * 16 + n1_hex_value(p[1]));
 			p += 2;
 		}
 		else if (pair->quoted && c == '\\' && p < end)

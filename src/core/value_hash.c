@@ -10,18 +10,6 @@
 
 #include "value_hash.h"
 
-static inline int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 uint64_t
 n1_hash_text_value(const char *p, int len)
 {
@@ -52,8 +40,8 @@ n1_hash_text_value(const char *p, int len)
 
 			if (i == 8 || i == 13 || i == 18 || i == 23)
 				continue;
-			hi = hex_digit(p[i]);
-			lo = hex_digit(p[i + 1]);
+			hi = n1_hex_value(p[i]);
+			lo = n1_hex_value(p[i + 1]);
 			if (hi < 0 || lo < 0)
 				break;
 			u[j++] = (unsigned char) (hi << 4 | lo);

@@ -60,6 +60,19 @@ n1_hash_bytes(const char *p, size_t len, uint64_t h)
 	return h;
 }
 
+/* Value of a hexadecimal digit, or -1. */
+static inline int
+n1_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 static inline uint64_t
 n1_hash_int(int64_t v)
 {
