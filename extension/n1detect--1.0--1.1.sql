@@ -78,7 +78,8 @@ CREATE FUNCTION n1_bursts_1_1(
     -- 1.1
     OUT source text,
     OUT code_line text,
-    OUT trace_id text
+    OUT trace_id text,
+    OUT parent_evidence text
 )
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'n1_bursts_1_1'

@@ -474,9 +474,38 @@ parent_candidate(const N1UnitQuery *c, const N1UnitQuery *q)
 }
 
 /*
- * The values rule: the candidate whose result filter holds the most of q's
- * varying parameter values (all of them for a duplicate), if a strict
- * majority; ties go to the most recently active.  Sets *checked and *found.
+ * Can c be the parent of q as the previous link of a chain (see detector.h):
+ * a lookup of at most 1 row per call, repeated, first seen before q.
+ * *own_values_only: c ran interleaved with q, so only values that are not
+ * c's own parameter values count (a sibling echoes the key it was given).
+ */
+static inline bool
+chain_candidate(const N1UnitQuery *c, const N1UnitQuery *q, bool *interleaved)
+{
+	if (c == q || c->max_rows != 1 || c->calls < 2 || c->first_seq >= q->first_seq)
+		return false;
+	*interleaved = c->last_seq > q->first_seq;
+	/* an interleaved lookup's own values must be known to tell echoes apart */
+	return !(*interleaved && (c->values_unknown || c->n_vals == 0));
+}
+
+/* Is v one of c's recorded parameter values? */
+static inline bool
+own_value(const N1UnitQuery *c, uint64_t v)
+{
+	int			i;
+
+	for (i = 0; i < c->n_vals; i++)
+		if (c->vals[i] == v)
+			return true;
+	return false;
+}
+
+/*
+ * The values rule: the candidate (or chain candidate) whose result filter
+ * holds the most of q's varying parameter values (all of them for a
+ * duplicate), if a strict majority; ties go to the most recently active.
+ * Sets *checked and *found.
  */
 static N1UnitQuery *
 choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *found)
@@ -502,11 +531,13 @@ choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *
 	{
 		N1UnitQuery *c = &d->queries[i];
 		int			hits = 0;
+		bool		interleaved = false;
 
-		if (c->filter_values <= 0 || !parent_candidate(c, q))
+		if (c->filter_values <= 0 ||
+			!(parent_candidate(c, q) || chain_candidate(c, q, &interleaved)))
 			continue;
 		for (j = 0; j < n; j++)
-			hits += filter_has(c, v[j]);
+			hits += filter_has(c, v[j]) && !(interleaved && own_value(c, v[j]));
 		if (hits > best_found ||
 			(hits == best_found && hits > 0 && c->last_seq > best->last_seq))
 		{
@@ -794,6 +825,11 @@ n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 	add_values(q, stmt);
 	if (stmt->rows >= 2)
 		add_results(q, stmt->result_values, stmt->n_result_values);
+	else if (stmt->rows == 1 && stmt->n_result_values > 0 && stmt->result_values != NULL)
+		filter_add(q, stmt->result_values, stmt->n_result_values);
+	/* a lookup repeated in this unit may be a link of a chain: ask for its rows */
+	result->capture_results = q->max_rows <= 1 && q->calls < N1_CHAIN_CAPTURE_CALLS &&
+		q->filter_values < N1_RESULT_FILTER_MAX;
 
 	if (q->parent_of > 0)
 		sync_parent(d, q);

@@ -28,6 +28,19 @@
  * Q, or first seen after it) are never each other's parent, and Q is never
  * its own (keyset pagination is a loop).  Among them, two rules:
  *
+ *	 Chains (values rule only): a lookup repeated once per element of a list
+ *	 (at most 1 row per call, >= 2 calls, first seen before Q) is also a
+ *	 candidate, whatever its calls, when it holds Q's values as a chain
+ *	 does: either it had finished before Q's first call (the objects were
+ *	 fetched one by one, then looped over), or the values it holds are not
+ *	 its own parameter values (thread by id, then its starting email by the
+ *	 thread's starting_email_id).  A lookup interleaved with Q that merely
+ *	 returns the key it was given (a sibling: the profile of each user
+ *	 beside the orders of each user) is never Q's parent.  The front end
+ *	 captures such a lookup's row values only when asked
+ *	 (N1StatementResult.capture_results: calls 2 to N1_CHAIN_CAPTURE_CALLS
+ *	 of a query that has returned at most 1 row per call in the unit).
+ *
  *	 Values (the rule whenever the front end gives values, as the server
  *	 does): each call of Q brings up to N1_CALL_VALUES hashes of its
  *	 parameter values, and each candidate's calls brought hashes of the
@@ -80,6 +93,8 @@
 #define N1_RESULT_FILTER_BITS 2048
 /* Values added to one query's filter per unit; later ones are not added (false positives stay <= 3%). */
 #define N1_RESULT_FILTER_MAX 256
+/* Calls of a 1-row lookup (per unit) whose row values are asked for, to prove chains. */
+#define N1_CHAIN_CAPTURE_CALLS 24
 /* n_values / n_result_values of a front end that cannot see them. */
 #define N1_VALUES_UNKNOWN (-1)
 /* n_values: ask fill_values, only if the detector needs this call's values. */
@@ -136,7 +151,8 @@ typedef struct N1Statement
 	/*
 	 * Hashes of key-like values of the rows returned (any number, any
 	 * order, duplicates allowed), or n_result_values = N1_VALUES_UNKNOWN.
-	 * Used when rows >= 2.
+	 * Used when rows >= 1; for rows = 1, N1_VALUES_UNKNOWN (not captured)
+	 * is ignored.
 	 */
 	const uint64_t *result_values;
 	int			n_result_values;
@@ -194,6 +210,8 @@ typedef struct N1StatementResult
 								 * crossing call and the next N1_BURST_SAMPLES - 1
 								 * calls of the burst */
 	bool		unit_started;	/* this statement opened a new unit */
+	bool		capture_results;	/* give the result values of this query's next
+									 * call, even of 1 row: it may be a chain's parent */
 } N1StatementResult;
 
 /* Per-unit state of one query.  Internal; exposed only so N1Detector has a size. */

@@ -123,6 +123,7 @@ typedef struct N1BurstSummary
 	uint64		queryid;
 	uint64		parent_queryid;
 	int32		kind;			/* N1Kind */
+	int32		parent_evidence;	/* N1ParentEvidence */
 	int64		calls;
 	int64		distinct_params;
 	int64		parent_calls;
@@ -286,6 +287,8 @@ extern void n1_capture_init(void);
 extern int	n1_capture_param_values(void *queryDesc, uint64_t *out);
 extern struct _DestReceiver *n1_capture_begin(struct QueryDesc *queryDesc, bool fetch);
 extern void n1_capture_end(struct QueryDesc *queryDesc, struct _DestReceiver *capture);
+extern void n1_capture_unit_started(void);
+extern void n1_capture_want_results(uint64 queryid);
 extern int	n1_capture_take(const struct QueryDesc *queryDesc, const uint64 **values,
 							bool release);
 

@@ -422,6 +422,7 @@ summarize(N1BurstSummary *out, const N1Burst *burst, const LocalBurst *local)
 	out->queryid = burst->query_id;
 	out->parent_queryid = burst->parent_query_id;
 	out->kind = burst->kind;
+	out->parent_evidence = burst->parent_evidence;
 	out->calls = burst->calls;
 	out->distinct_params = burst->distinct_params;
 	out->parent_calls = burst->parent_calls;
@@ -802,6 +803,10 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	switch_unit(queryDesc, stmt.start_us);
 
 	n1_detector_statement(&detector, &stmt, &result);
+	if (unlikely(result.unit_started))
+		n1_capture_unit_started();
+	if (result.capture_results)
+		n1_capture_want_results(queryDesc->plannedstmt->queryId);
 	n1_trace_units_publish_counters(slot);
 	if (result.burst)
 		on_burst_statement(queryDesc, &stmt, &result);

@@ -29,9 +29,13 @@
  * keys of its row 1.  A query id whose first CAPTURE_SINGLE_RUNS runs
  * returned at most 1 row each (a point lookup) is not wrapped any more,
  * until a run of 2 rows or more (seen at its end) turns wrapping back on:
- * that one run's values are lost.  Parameter values are hashed only when
- * the detector asks (N1_VALUES_LAZY): while the query records its first
- * distinct values.
+ * that one run's values are lost.  The exception is a lookup the detector
+ * asks about (N1StatementResult.capture_results: calls 2 to
+ * N1_CHAIN_CAPTURE_CALLS of a query repeated in the open unit, which may be
+ * a link of a chain): its next run is wrapped and its row 1 hashed, so a
+ * loop of point lookups costs its first calls of each unit that much and
+ * nothing after.  Parameter values are hashed only when the detector asks
+ * (N1_VALUES_LAZY): while the query records its first distinct values.
  *
  * This file must never: allocate, read the catalog or take a lock per
  * statement; change what the wrapped receiver gets (every row is passed on
@@ -80,6 +84,7 @@ typedef struct ColumnPlan
 	int			nkeys;
 	bool		multi;			/* a run of this query id returned >= 2 rows */
 	int			single_runs;	/* runs of at most 1 row before any of >= 2 */
+	uint32		chain_gen;		/* == unit_gen: hash the next run's row 1 (a chain's link) */
 	AttrNumber	max_attno;		/* deform up to this column */
 	int16		attno[CAPTURE_MAX_KEYS];	/* 0-based */
 	uint8		kind[CAPTURE_MAX_KEYS];
@@ -116,6 +121,7 @@ static ColumnPlan plans[PLAN_SLOTS];
 static CaptureBuffer buffers[CAPTURE_DEPTH];
 static CaptureReceiver receivers[CAPTURE_DEPTH];
 static int	n_claimed = 0;		/* buffers in use */
+static uint32 unit_gen = 1;		/* bumped when a unit opens: chain requests expire */
 static bool callbacks_registered = false;
 
 /* ---------- canonical value hashes (src/core/value_hash.c, shared with n1scan) ---------- */
@@ -270,6 +276,7 @@ column_plan(uint64 queryid, TupleDesc desc)
 	p->nkeys = 0;
 	p->multi = false;
 	p->single_runs = 0;
+	p->chain_gen = 0;
 	p->max_attno = 0;
 	for (int i = 0; i < desc->natts && p->nkeys < CAPTURE_MAX_KEYS; i++)
 	{
@@ -381,7 +388,7 @@ capture_row(CaptureReceiver *r, TupleTableSlot *slot)
 	if (r->rows == 1)
 	{
 		r->plan = column_plan(r->queryid, slot->tts_tupleDescriptor);
-		if (!r->eager && !r->plan->multi)
+		if (!r->eager && !r->plan->multi && r->plan->chain_gen != unit_gen)
 			stash_row(r, slot);
 		else if (r->buffer != NULL || (r->buffer = buffer_for(r->query_desc, true)) != NULL)
 			hash_row(r, slot);
@@ -535,7 +542,8 @@ n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 	if (queryDesc->operation != CMD_SELECT && !queryDesc->plannedstmt->hasReturning)
 		return NULL;
 	/* a point lookup: never more than 1 row in its first runs (see n1_capture_take) */
-	if (p->queryid == queryid && p->single_runs >= CAPTURE_SINGLE_RUNS && !p->multi && !fetch)
+	if (p->queryid == queryid && p->single_runs >= CAPTURE_SINGLE_RUNS && !p->multi && !fetch &&
+		p->chain_gen != unit_gen)
 		return NULL;
 	for (int i = 0; i < CAPTURE_DEPTH; i++)
 	{
@@ -561,6 +569,26 @@ n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 	r->n_stash = -1;
 	queryDesc->dest = &r->pub;
 	return &r->pub;
+}
+
+/* A unit opened: the detector's requests for the previous one expire. */
+void
+n1_capture_unit_started(void)
+{
+	unit_gen++;
+}
+
+/*
+ * The detector asks for the result values of this query id's next run even
+ * if it returns 1 row (N1StatementResult.capture_results), in this unit.
+ */
+void
+n1_capture_want_results(uint64 queryid)
+{
+	ColumnPlan *p = &plans[queryid % PLAN_SLOTS];
+
+	if (p->queryid == queryid)
+		p->chain_gen = unit_gen;
 }
 
 /* After ExecutorRun: give queryDesc its own receiver back. */
@@ -599,7 +627,7 @@ n1_capture_take(const QueryDesc *queryDesc, const uint64 **values, bool release)
 		if (p->queryid == queryid)
 			p->multi = true;
 	}
-	/* none: no row 2 came, or no buffer was free (the detector needs values only from row 2) */
+	/* none: no row 2 came (nor a row 1 the detector asked for), or no buffer was free */
 	if (likely(n_claimed == 0) || (b = buffer_for(queryDesc, false)) == NULL)
 		return N1_VALUES_UNKNOWN;
 	*values = b->values;

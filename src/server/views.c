@@ -48,7 +48,7 @@ typedef enum N1ApiVersion
 #define OFFENDERS_COLS_1_0 17
 #define OFFENDERS_COLS_1_1 19
 #define BURSTS_COLS_1_0 15
-#define BURSTS_COLS_1_1 18
+#define BURSTS_COLS_1_1 19
 #define INFO_COLS_1_0 5
 #define INFO_COLS_1_1 10
 
@@ -406,6 +406,10 @@ put_burst_row(ReturnSetInfo *rsinfo, N1ApiVersion api, int pid, Oid dbid,
 			nulls[i++] = true;
 			nulls[i++] = true;
 		}
+		if (b->parent_queryid != 0 && b->parent_evidence != N1_EVIDENCE_NONE)
+			values[i++] = CStringGetTextDatum(n1_evidence_name((N1ParentEvidence) b->parent_evidence));
+		else
+			nulls[i++] = true;
 		Assert(i == BURSTS_COLS_1_1);
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

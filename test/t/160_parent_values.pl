@@ -67,6 +67,28 @@ for my $run ('first', 'next')
 }
 $point->quit;
 
+# A chain: the list gives book ids; each book is fetched by id (1 row), then
+# each book's author by the book's author_id.  The authors' parent is the
+# book lookup (its rows, not the list's, hold the author ids); the lookup's
+# parent is the list.  One backend, twice: the second time the lookup is a
+# point lookup no longer wrapped (8 runs of 1 row), and is wrapped again
+# because the detector asks for its rows.
+my $chain = $node->background_psql('postgres');
+for my $run ('first', 'second')
+{
+	$node->safe_psql('postgres', 'SELECT n1_reset()');
+	$chain->query_safe($unit->('SELECT id FROM books WHERE id BETWEEN 101 AND 106 ORDER BY id',
+		(map { "SELECT id, author_id, title FROM books WHERE id = $_" } 101 .. 106),
+		$authors_of->(2 .. 7)));
+	is(offenders(), "n_plus_one|SELECT id, author_id, title FROM books WHERE id = \$1|"
+		. "SELECT id FROM books WHERE id BETWEEN \$1 AND \$2 ORDER BY id|6\n"
+		. "n_plus_one|SELECT name FROM authors WHERE id = \$1|SELECT id, author_id, title FROM books WHERE id = \$1|6",
+		"chain, $run run: the lookup is the parent of the loop its rows drive");
+	is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT parent_evidence, ',') FROM n1_bursts}),
+		'values', "chain, $run run: both parents proven by values (n1_bursts.parent_evidence)");
+}
+$chain->quit;
+
 # uuid keys: the list returns uuids, the loop gets them as string literals
 # (simple protocol): a uuid and its text hash alike.
 $node->safe_psql('postgres', q{

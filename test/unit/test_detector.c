@@ -1437,6 +1437,68 @@ scen_proven_later(Fixture *f)
 		call1(f, Q_CHILD, (uint64_t) i + 1, 1);
 }
 
+/*
+ * A chain, fetched then looped over: the list gives thread ids; each thread
+ * is fetched by id (1 row: its id and its starting email); then per thread
+ * its starting email by id (A's values, not its parameters) and its emails
+ * by thread id (A's row echoes the id: A had finished, so A is still the
+ * list the loop walks).
+ */
+static void
+scen_chain_fetched(Fixture *f)
+{
+	int			i;
+
+	list_of(f, Q_LIST, 1, 1, 10);
+	for (i = 0; i < 10; i++)
+		run_v(f, Q_A, (uint64_t[]) {(uint64_t) i + 1}, 1, 1,
+			  (uint64_t[]) {(uint64_t) i + 1, 500 + (uint64_t) i}, 2);
+	for (i = 0; i < 10; i++)
+	{
+		call1(f, Q_B, 500 + (uint64_t) i, 1);
+		call1(f, Q_C, (uint64_t) i + 1, 3);
+	}
+}
+
+/*
+ * A chain inside one loop body: per listed id, the thread by id, then its
+ * starting email by the thread's column (a chain: B's parent is A), and a
+ * count by the same id (C: A only echoes it, a sibling; C's parent is the
+ * list).
+ */
+static void
+scen_chain_interleaved(Fixture *f)
+{
+	int			i;
+
+	list_of(f, Q_LIST, 1, 1, 10);
+	for (i = 0; i < 10; i++)
+	{
+		run_v(f, Q_A, (uint64_t[]) {(uint64_t) i + 1}, 1, 1,
+			  (uint64_t[]) {(uint64_t) i + 1, 500 + (uint64_t) i}, 2);
+		call1(f, Q_B, 500 + (uint64_t) i, 1);
+		call1(f, Q_C, (uint64_t) i + 1, 1);
+	}
+}
+
+/*
+ * Siblings that echo the loop's key, without a list the server saw (the
+ * ids came from the application): per id, the profile (1 row holding the
+ * id) and the orders of that id.  No parent: a loop.
+ */
+static void
+scen_echo_siblings(Fixture *f)
+{
+	int			i;
+
+	for (i = 0; i < 10; i++)
+	{
+		run_v(f, Q_A, (uint64_t[]) {(uint64_t) i + 1}, 1, 1,
+			  (uint64_t[]) {(uint64_t) i + 1, 900}, 2);
+		call1(f, Q_B, (uint64_t) i + 1, 2);
+	}
+}
+
 typedef struct Expect
 {
 	uint64_t	query;
@@ -1490,6 +1552,17 @@ static const Scenario scenarios[] = {
 	{"two constants, strict", scen_two_constants, 5, 2, {
 			{Q_CHILD, N1_KIND_NONE, 0, N1_EVIDENCE_NONE},
 			{Q_OTHER, N1_KIND_NONE, 0, N1_EVIDENCE_NONE}}},
+	{"chain, fetched then looped", scen_chain_fetched, 5, 0, {
+			{Q_A, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES},
+			{Q_B, N1_KIND_N_PLUS_ONE, Q_A, N1_EVIDENCE_VALUES},
+			{Q_C, N1_KIND_N_PLUS_ONE, Q_A, N1_EVIDENCE_VALUES}}},
+	{"chain, one loop body", scen_chain_interleaved, 5, 0, {
+			{Q_A, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES},
+			{Q_B, N1_KIND_N_PLUS_ONE, Q_A, N1_EVIDENCE_VALUES},
+			{Q_C, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES}}},
+	{"siblings echoing the key", scen_echo_siblings, 5, 0, {
+			{Q_A, N1_KIND_LOOP, 0, N1_EVIDENCE_NONE},
+			{Q_B, N1_KIND_LOOP, 0, N1_EVIDENCE_NONE}}},
 	{"two nested, strict", scen_two_nested, 5, 2, {
 			{Q_MESSAGES, N1_KIND_N_PLUS_ONE, Q_THREADS, N1_EVIDENCE_VALUES},
 			{Q_PERSON, N1_KIND_N_PLUS_ONE, Q_MESSAGES, N1_EVIDENCE_VALUES}}},
@@ -1646,6 +1719,36 @@ test_lazy_values(void)
 	fixture_free(f);
 }
 
+/*
+ * capture_results: asked for calls 2 to N1_CHAIN_CAPTURE_CALLS of a lookup
+ * of at most 1 row per call, never for a list, and again in the next unit.
+ */
+static void
+test_capture_results(void)
+{
+	Fixture    *f = fixture_new(5, 1000);
+	N1StatementResult r;
+	int			asked = 0;
+	int			i;
+
+	for (i = 0; i < 40; i++)
+	{
+		r = call1(f, Q_CHILD, (uint64_t) i + 1, i % 2);
+		asked += r.capture_results;
+		if (i == 0)
+			CHECK(r.capture_results, "asked after the first call");
+	}
+	CHECK_EQ(asked, N1_CHAIN_CAPTURE_CALLS - 1, "asked for calls 2 to N1_CHAIN_CAPTURE_CALLS");
+	r = call1(f, Q_LIST, 1, 2);
+	CHECK(!r.capture_results, "not for a list");
+	r = call1(f, Q_LIST, 2, 1);
+	CHECK(!r.capture_results, "not for a query that once returned 2 rows");
+	f->now += 5000;				/* past max_gap: a new unit */
+	r = call1(f, Q_CHILD, 1, 1);
+	CHECK(r.unit_started && r.capture_results, "asked again in the next unit");
+	fixture_free(f);
+}
+
 /* Bursts beyond N1_UNIT_MAX_BURSTS are counted per unit and in all. */
 static void
 test_dropped_counts(void)
@@ -1691,6 +1794,7 @@ main(void)
 	test_filter_false_positives();
 	test_dropped_counts();
 	test_lazy_values();
+	test_capture_results();
 
 	printf("unit: %d passed, %d failed\n", tally.passed, tally.failed);
 	return tally.failed > 0 ? 1 : 0;
