@@ -502,10 +502,14 @@ own_value(const N1UnitQuery *c, uint64_t v)
 }
 
 /*
- * The values rule: the candidate (or chain candidate) whose result filter
- * holds the most of q's varying parameter values (all of them for a
- * duplicate), if a strict majority; ties go to the most recently active.
- * Sets *checked and *found.
+ * The values rule.  Eligible: the candidates and chain candidates whose
+ * result filter holds a strict majority of q's varying parameter values
+ * (all of them for a duplicate).  Among them, first the lists and the chains
+ * that had finished before q began, then chains interleaved with q (the loop
+ * walks the outer list; a lookup in its body is a step of it); within one
+ * tier the most values held, then the most recently active.  A chain is
+ * credited with one value in that comparison: its first call is never
+ * captured (nothing asks for it yet).  Sets *checked and *found.
  */
 static N1UnitQuery *
 choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *found)
@@ -513,7 +517,9 @@ choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *
 	uint64_t	v[N1_QUERY_VALUES];
 	int			n = 0;
 	N1UnitQuery *best = NULL;
-	int			best_found = 0;
+	int			best_tier = 0,
+				best_score = 0,
+				best_found = 0;
 	int			i,
 				j;
 
@@ -531,22 +537,35 @@ choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *
 	{
 		N1UnitQuery *c = &d->queries[i];
 		int			hits = 0;
+		bool		chain = false;
 		bool		interleaved = false;
+		int			tier,
+					score;
 
-		if (c->filter_values <= 0 ||
-			!(parent_candidate(c, q) || chain_candidate(c, q, &interleaved)))
+		if (c->filter_values <= 0)
 			continue;
+		if (!parent_candidate(c, q))
+		{
+			if (!chain_candidate(c, q, &interleaved))
+				continue;
+			chain = true;
+		}
 		for (j = 0; j < n; j++)
 			hits += filter_has(c, v[j]) && !(interleaved && own_value(c, v[j]));
-		if (hits > best_found ||
-			(hits == best_found && hits > 0 && c->last_seq > best->last_seq))
+		if (2 * hits <= n)
+			continue;
+		tier = interleaved ? 2 : 1;
+		score = hits + (chain ? 1 : 0);
+		if (best == NULL || tier < best_tier ||
+			(tier == best_tier && (score > best_score ||
+								   (score == best_score && c->last_seq > best->last_seq))))
 		{
 			best = c;
+			best_tier = tier;
+			best_score = score;
 			best_found = hits;
 		}
 	}
-	if (best == NULL || 2 * best_found <= n)
-		return NULL;
 	*found = best_found;
 	return best;
 }

@@ -1482,6 +1482,39 @@ scen_chain_interleaved(Fixture *f)
 }
 
 /*
+ * The same chain in one loop body, but the list's rows hold the starting
+ * emails too (a join): the loop walks the list, which is B's parent.  And
+ * a chain fetched then looped over whose first call was not captured (as
+ * the server does): C holds one value fewer than the list, and is still
+ * D's parent (the link nearest to the loop).
+ */
+static void
+scen_chain_and_list(Fixture *f)
+{
+	uint64_t	res[30];
+	int			i;
+
+	for (i = 0; i < 10; i++)
+	{
+		res[3 * i] = (uint64_t) i + 1;
+		res[3 * i + 1] = 500 + (uint64_t) i;
+		res[3 * i + 2] = 800 + (uint64_t) i;
+	}
+	run_v(f, Q_LIST, NULL, 0, 10, res, 30);
+	for (i = 0; i < 10; i++)
+	{
+		run_v(f, Q_A, (uint64_t[]) {(uint64_t) i + 1}, 1, 1,
+			  (uint64_t[]) {(uint64_t) i + 1, 500 + (uint64_t) i}, 2);
+		call1(f, Q_B, 500 + (uint64_t) i, 1);
+	}
+	for (i = 0; i < 10; i++)
+		run_v(f, Q_C, (uint64_t[]) {(uint64_t) i + 1}, 1, 1,
+			  (uint64_t[]) {(uint64_t) i + 1, 800 + (uint64_t) i}, i == 0 ? 0 : 2);
+	for (i = 0; i < 10; i++)
+		call1(f, Q_D, 800 + (uint64_t) i, 1);
+}
+
+/*
  * Siblings that echo the loop's key, without a list the server saw (the
  * ids came from the application): per id, the profile (1 row holding the
  * id) and the orders of that id.  No parent: a loop.
@@ -1560,6 +1593,9 @@ static const Scenario scenarios[] = {
 			{Q_A, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES},
 			{Q_B, N1_KIND_N_PLUS_ONE, Q_A, N1_EVIDENCE_VALUES},
 			{Q_C, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES}}},
+	{"chain beside a list", scen_chain_and_list, 5, 0, {
+			{Q_B, N1_KIND_N_PLUS_ONE, Q_LIST, N1_EVIDENCE_VALUES},
+			{Q_D, N1_KIND_N_PLUS_ONE, Q_C, N1_EVIDENCE_VALUES}}},
 	{"siblings echoing the key", scen_echo_siblings, 5, 0, {
 			{Q_A, N1_KIND_LOOP, 0, N1_EVIDENCE_NONE},
 			{Q_B, N1_KIND_LOOP, 0, N1_EVIDENCE_NONE}}},
