@@ -857,15 +857,20 @@ n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 	{
 		b = &d->bursts[q->burst];
 		old_kind = b->kind;
-		if (b->parent_evidence != N1_EVIDENCE_VALUES && q->values_changed)
+		if (q->values_changed)
 		{
 			int			checked,
 						found;
 			N1UnitQuery *p = seek_proven_parent(d, q, &checked, &found);
 
-			b->values_checked = checked;
-			b->values_found = found;
-			if (p != NULL)
+			/* a parent proven on fewer values stays unless another one is proven now */
+			if (p != NULL || b->parent_evidence != N1_EVIDENCE_VALUES)
+			{
+				b->values_checked = checked;
+				b->values_found = found;
+			}
+			if (p != NULL && (b->parent_query_id != p->query_id ||
+							  b->parent_evidence != N1_EVIDENCE_VALUES))
 			{
 				if (b->parent_query_id != 0)
 				{
@@ -875,6 +880,7 @@ n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 						old->parent_of--;
 				}
 				set_parent(b, p, N1_EVIDENCE_VALUES);
+				result->parent_changed = true;
 			}
 		}
 		sync_burst(b, q);

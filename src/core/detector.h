@@ -52,8 +52,10 @@
  *	 recently active, so in nested loops each level's parent is the level
  *	 above it).  No majority anywhere: no parent, so a loop over constants
  *	 or over values from no result is a LOOP, never an N+1.  The choice is
- *	 made when Q crosses min_calls and tried again each time Q brings a new
- *	 distinct value until one is proven; once proven it is kept for the unit.
+ *	 made when Q crosses min_calls and made again each time Q brings a new
+ *	 distinct value (its first N1_QUERY_VALUES ones): a parent proven on
+ *	 the first 2 values may give way to one proven on more (a chain whose
+ *	 first call was not captured); a proven parent is never dropped for none.
  *
  *	 Timing (fallback, only for what has no values: a statement fed with
  *	 n_values = N1_VALUES_UNKNOWN, e.g. a log reader that sees no rows, or a
@@ -206,6 +208,7 @@ typedef struct N1StatementResult
 	const N1Burst *burst;		/* the burst this statement belongs to, or NULL */
 	bool		crossed;		/* this call made the query cross min_calls */
 	bool		kind_changed;	/* burst->kind differs from before this call (true when crossed) */
+	bool		parent_changed; /* the burst's parent changed (same kind): a better-proven one */
 	bool		capture_sample; /* record this call's parameter values: true for the
 								 * crossing call and the next N1_BURST_SAMPLES - 1
 								 * calls of the burst */

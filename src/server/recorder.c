@@ -509,7 +509,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 {
 	const N1Burst *burst = result->burst;
 	LocalBurst *local = &local_bursts[burst->index];
-	bool		publish = result->kind_changed;
+	bool		publish = result->kind_changed || result->parent_changed;
 	N1SlotBurst copy;
 
 	if (result->crossed)

@@ -1667,6 +1667,41 @@ test_proven_later_changes_kind(void)
 	fixture_free(f);
 }
 
+/*
+ * Strict mode: a child of a chain whose first call was not captured is
+ * proven on its 2nd call with the list as parent (the lookup holds 1 of 2
+ * values); with more values the lookup is proven and replaces the list,
+ * once, with parent_changed and without a kind change.
+ */
+static void
+test_parent_switches(void)
+{
+	Fixture    *f = fixture_new(5, 1000000000);
+	N1StatementResult r;
+	int			i;
+	int			switches = 0,
+				kind_changes = 0;
+
+	n1_detector_configure(f->d, 5, 2, 1000000000);
+	list_of(f, Q_LIST, 1, 1, 10);
+	for (i = 0; i < 10; i++)
+		run_v(f, Q_A, (uint64_t[]) {(uint64_t) i + 1}, 1, 1,
+			  (uint64_t[]) {(uint64_t) i + 1}, i == 0 ? 0 : 1);
+	for (i = 0; i < 10; i++)
+	{
+		r = call1(f, Q_CHILD, (uint64_t) i + 1, 1);
+		if (i == 1)
+			CHECK(r.crossed && r.burst->parent_query_id == Q_LIST, "proven at call 2: the list");
+		switches += r.parent_changed;
+		kind_changes += r.kind_changed;
+	}
+	CHECK_EQ(switches, 1, "one switch of parent");
+	CHECK_EQ(kind_changes, 1, "the kind changed only at the crossing");
+	CHECK(r.burst != NULL && r.burst->parent_query_id == Q_A &&
+		  r.burst->parent_evidence == N1_EVIDENCE_VALUES, "the lookup nearest the loop in the end");
+	fixture_free(f);
+}
+
 /* Random values never prove a parent by chance through a full filter. */
 static void
 test_filter_false_positives(void)
@@ -1827,6 +1862,7 @@ main(void)
 	test_callback_escape();
 	test_values_rule();
 	test_proven_later_changes_kind();
+	test_parent_switches();
 	test_filter_false_positives();
 	test_dropped_counts();
 	test_lazy_values();
