@@ -55,8 +55,8 @@ def install_commenter(engine):
             tags['traceparent'] = '00-%s-%016x-01' % (trace_id, next(span_ids))
         comment = ','.join("%s='%s'" % (k, urllib.parse.quote(v, safe=''))
                            for k, v in sorted(tags.items()))
-        # psycopg2 reads % as a placeholder when there are parameters
-        if parameters:
+        # psycopg2 reads %% as % when it is given parameters, even none
+        if parameters is not None:
             comment = comment.replace('%', '%%')
         return '%s /*%s*/' % (statement, comment), parameters
 

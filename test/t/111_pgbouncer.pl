@@ -3,8 +3,10 @@
 # running a naive request (an N+1) and a fixed one (= ANY), every statement
 # tagged with its request's sqlcommenter traceparent and route.  Every naive
 # request's N+1 is caught, with its parent and route, and no fixed request
-# is reported.  Without comments, the README's limit: the clients'
-# statements fall in one unit of work (one burst summing every client's loop).
+# is reported.  Without comments, the README's limits: the clients'
+# statements fall in one unit of work (one burst summing every client's
+# loop), or, with an application_name per client, every switch of client
+# ends the unit (no loop caught).
 # Pool size 2: the same 4 clients' requests spread over two server backends,
 # some in transaction blocks (a backend each, two at once), the others in
 # autocommit interleaved on the backend left free; every naive request is
@@ -227,6 +229,14 @@ stop_bouncer();
 is($node->safe_psql('postgres', q{SELECT calls, source IS NULL FROM n1_bursts ORDER BY calls DESC}),
 	"24|t\n8|t",
 	'without comments the 4 clients\' loops merge in one burst of 24 calls, and the 8 requests\' list queries make a burst of 8');
+# and with a name per client, PgBouncer's switch of name ends the unit at
+# every switch of client: the interleaved loops are cut, none is caught
+$node->safe_psql('postgres', 'SELECT n1_reset()');
+start_bouncer();
+run_clients(0, 1);
+stop_bouncer();
+is($node->safe_psql('postgres', q{SELECT count(*) FROM n1_bursts}), '0',
+	'without comments, clients of distinct application_names: the interleaved loops are cut, none caught');
 
 N1Test::server_survived($node, $postmaster, 'clients behind pgbouncer');
 
