@@ -130,6 +130,11 @@ static const struct
 		"source_location='app%2Fcontrollers%2Fposts_controller.rb%3A12%3Ain%20%60index%27'*/",
 		"controller=posts action=index", "app/controllers/posts_controller.rb:12:in `index'", ""},
 	"source_location (a Rails 7.2 tag, marginalia's line) is not read as the code line"},
+	/* python's sqlcommenter doubles %, which psycopg2 undoes only when given parameters */
+	{{"sqlcommenter %% left by a statement without parameters",
+		"SELECT 1 /*controller='post_list',route='%%5Eapi%%2Fposts%%2F'*/",
+		"controller=post_list route=^api/posts/", "", ""},
+	"%% (never written for a literal %, which is %25) is not read as %"},
 };
 
 static int	failures = 0;
