@@ -1,8 +1,9 @@
 # Request tags from query comments (issue 10): n1_offenders and n1_bursts
 # show the source (controller/action, route) and the code line of the
 # statement's comment, marginalia, Rails 7 query log tags or sqlcommenter,
-# one offender row per endpoint; n1detect.action = error names them; a change of trace id ends
-# the unit of work whatever the gap; statements without comments show NULL.
+# one offender row per endpoint; n1detect.action = error names them; a
+# change of trace id ends the unit of work whatever the gap; statements
+# without comments show NULL.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
