@@ -32,6 +32,47 @@ static const Case cases[] = {
 	{"active job",
 		"SELECT 1 /*application:Shop,job:ReportJob*/",
 		"job=ReportJob", "", ""},
+
+	/*
+	 * Rails 7.0 query log tags (config.active_record.query_log_tags): the
+	 * legacy format, marginalia's, values raw, tags in the configured order
+	 * (sorted by key in later versions); a request_id tag of the
+	 * application's own.
+	 */
+	{"rails 7.0 query log tags trailing",
+		"SELECT \"posts\".* FROM \"posts\" WHERE \"posts\".\"id\" = $1 LIMIT $2 "
+		"/*application:App,controller:posts,action:index*/",
+		"controller=posts action=index", "", ""},
+	{"rails 7.0 custom request_id tag",
+		"SELECT \"posts\".* FROM \"posts\" "
+		"/*application:App,controller:posts,action:index,request_id:8f3c2a1e-55d4-4c1f-9f0e-6a1b2c3d4e5f*/",
+		"controller=posts action=index", "", "8f3c2a1e-55d4-4c1f-9f0e-6a1b2c3d4e5f"},
+	{"rails legacy format, keys sorted",
+		"SELECT 1 /*action:index,application:App,controller:posts*/",
+		"controller=posts action=index", "", ""},
+
+	/*
+	 * Rails 7.1+ with query_log_tags_format = :sqlcommenter (the default of
+	 * new 7.1 applications): keys sorted, values URL-encoded with
+	 * ERB::Util.url_encode (all but A-Za-z0-9_.-~) and single-quoted.
+	 */
+	{"rails 7.1 sqlcommenter trailing",
+		"SELECT \"posts\".* FROM \"posts\" WHERE \"posts\".\"id\" = $1 LIMIT $2 "
+		"/*action='index',application='App',controller='posts'*/",
+		"controller=posts action=index", "", ""},
+	{"rails 7.1 sqlcommenter prepended",
+		"/*action='show',application='App',controller='posts'*/ SELECT \"posts\".* FROM \"posts\"",
+		"controller=posts action=show", "", ""},
+	{"rails 7.1 sqlcommenter custom tags: encoded value, request_id, traceparent",
+		"SELECT 1 /*action='index',application='App',controller='posts',"
+		"request_id='8f3c2a1e-55d4-4c1f-9f0e-6a1b2c3d4e5f',tenant='Joe%27s%20shop',"
+		"traceparent='00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'*/",
+		"controller=posts action=index", "", "0af7651916cd43dd8448eb211c80319c"},
+	{"rails 7.1 sqlcommenter job",
+		"SELECT 1 /*application='App',job='ReportJob'*/", "job=ReportJob", "", ""},
+	{"rails 7.1 sqlcommenter namespaced_controller beside controller",
+		"SELECT 1 /*action='index',application='App',controller='posts',namespaced_controller='admin%2Fposts'*/",
+		"controller=posts action=index", "", ""},
 	{"sqlcommenter django",
 		"SELECT \"shop_author\".\"id\" FROM \"shop_author\" WHERE \"shop_author\".\"id\" = 7 LIMIT 21 "
 		"/*controller='post_list',db_driver='django.db.backends.postgresql',framework='django%3A4.2.11',"
@@ -71,6 +112,31 @@ static const Case cases[] = {
 	{"short", "/**", "", "", ""},
 };
 
+/*
+ * Known gaps (src/core/query_comment.c reads neither key): shown, neither
+ * passed nor failed, until the parser reads them; then they move above.
+ */
+static const struct
+{
+	Case		c;
+	const char *why;
+}			todo_cases[] = {
+	{{"rails 7.1 sqlcommenter namespaced_controller alone",
+		"SELECT 1 /*action='index',application='App',namespaced_controller='admin%2Fposts'*/",
+		"controller=admin/posts action=index", "", ""},
+	"namespaced_controller (a Rails 7.1 tag) is not read as the controller"},
+	{{"rails 7.2 source_location",
+		"SELECT 1 /*action='index',application='App',controller='posts',"
+		"source_location='app%2Fcontrollers%2Fposts_controller.rb%3A12%3Ain%20%60index%27'*/",
+		"controller=posts action=index", "app/controllers/posts_controller.rb:12:in `index'", ""},
+	"source_location (a Rails 7.2 tag, marginalia's line) is not read as the code line"},
+	/* python's sqlcommenter doubles %, which psycopg2 undoes only when given parameters */
+	{{"sqlcommenter %% left by a statement without parameters",
+		"SELECT 1 /*controller='post_list',route='%%5Eapi%%2Fposts%%2F'*/",
+		"controller=post_list route=^api/posts/", "", ""},
+	"%% (never written for a literal %, which is %25) is not read as %"},
+};
+
 static int	failures = 0;
 
 static void
@@ -81,6 +147,18 @@ check(const char *name, const char *what, const char *got, const char *want)
 		printf("FAIL %s: %s = \"%s\", want \"%s\"\n", name, what, got, want);
 		failures++;
 	}
+}
+
+/* The tags of a case's statement, from an exact-size copy (ASan sees any read past its end). */
+static void
+case_tags(const Case *c, N1QueryTags *tags)
+{
+	size_t		len = strlen(c->sql);
+	char	   *sql = malloc(len ? len : 1);
+
+	memcpy(sql, c->sql, len);
+	n1_query_tags(sql, len, tags);
+	free(sql);
 }
 
 /* a long source value is cut at the buffer, terminated */
@@ -190,12 +268,8 @@ main(void)
 	{
 		const Case *c = &cases[i];
 		N1QueryTags tags;
-		/* exact-size copy, so that ASan sees any read past the end */
-		size_t		len = strlen(c->sql);
-		char	   *sql = malloc(len ? len : 1);
 
-		memcpy(sql, c->sql, len);
-		n1_query_tags(sql, len, &tags);
+		case_tags(c, &tags);
 		check(c->name, "source", tags.source, c->source);
 		check(c->name, "code_line", tags.code_line, c->code_line);
 		check(c->name, "trace_id", tags.trace_id, c->trace_id);
@@ -205,7 +279,19 @@ main(void)
 			printf("FAIL %s: hashes do not match the texts\n", c->name);
 			failures++;
 		}
-		free(sql);
+	}
+	for (size_t i = 0; i < sizeof(todo_cases) / sizeof(todo_cases[0]); i++)
+	{
+		const Case *c = &todo_cases[i].c;
+		N1QueryTags tags;
+
+		case_tags(c, &tags);
+		if (strcmp(tags.source, c->source) == 0 && strcmp(tags.code_line, c->code_line) == 0 &&
+			strcmp(tags.trace_id, c->trace_id) == 0)
+			printf("TODO passed %s: move it to the cases\n", c->name);
+		else
+			printf("TODO %s: %s (source \"%s\", code_line \"%s\")\n",
+				   c->name, todo_cases[i].why, tags.source, tags.code_line);
 	}
 	test_bounds();
 	test_trace_hash();
