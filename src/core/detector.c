@@ -198,6 +198,7 @@ add_values(N1UnitQuery *q, const N1Statement *stmt)
 		}
 		q->vals[q->n_vals] = v;
 		q->val_count[q->n_vals] = 1;
+		q->val_pos[q->n_vals] = (uint8_t) i;
 		q->n_vals++;
 		q->values_changed = true;
 	}
@@ -503,23 +504,28 @@ own_value(const N1UnitQuery *c, uint64_t v)
 
 /*
  * The values rule.  Eligible: the candidates and chain candidates whose
- * result filter holds a strict majority of q's varying parameter values
- * (all of them for a duplicate).  Among them, first the lists and the chains
- * that had finished before q began, then chains interleaved with q (the loop
- * walks the outer list; a lookup in its body is a step of it); within one
- * tier the most values held, then the most recently active.  A chain is
- * credited with one value in that comparison: its first call is never
- * captured (nothing asks for it yet).  Sets *checked and *found.
+ * result filter holds a strict majority of q's varying values of one
+ * parameter position (all of its values for a duplicate); a candidate's
+ * hits are those of its best position.  Among the eligible, first the lists
+ * and the chains that had finished before q began, then chains interleaved
+ * with q (the loop walks the outer list; a lookup in its body is a step of
+ * it); within one tier the most values held, then the most recently
+ * active.  A chain is credited with one value in that comparison: its first
+ * call is never captured (nothing asks for it yet).  Sets *checked and
+ * *found (of the chosen position).
  */
 static N1UnitQuery *
 choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *found)
 {
 	uint64_t	v[N1_QUERY_VALUES];
+	int			pos[N1_QUERY_VALUES];
+	int			per_pos[N1_CALL_VALUES] = {0};
 	int			n = 0;
 	N1UnitQuery *best = NULL;
 	int			best_tier = 0,
 				best_score = 0,
-				best_found = 0;
+				best_found = 0,
+				best_checked = 0;
 	int			i,
 				j;
 
@@ -527,8 +533,15 @@ choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *
 	*found = 0;
 	/* values in every call are constants of the loop, not what drives it */
 	for (i = 0; i < q->n_vals; i++)
+	{
 		if (q->val_count[i] < q->val_calls || q->distinct <= 1)
-			v[n++] = q->vals[i];
+		{
+			v[n] = q->vals[i];
+			pos[n] = q->val_pos[i] < N1_CALL_VALUES ? q->val_pos[i] : 0;
+			per_pos[pos[n]]++;
+			n++;
+		}
+	}
 	if (n == 0)
 		return NULL;
 	*checked = n;
@@ -536,11 +549,14 @@ choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *
 	for (i = 0; i < d->n_queries; i++)
 	{
 		N1UnitQuery *c = &d->queries[i];
-		int			hits = 0;
+		int			hits[N1_CALL_VALUES] = {0};
+		int			hit = 0,
+					of = 0;
 		bool		chain = false;
 		bool		interleaved = false;
 		int			tier,
-					score;
+					score,
+					p;
 
 		if (c->filter_values <= 0)
 			continue;
@@ -551,11 +567,21 @@ choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *
 			chain = true;
 		}
 		for (j = 0; j < n; j++)
-			hits += filter_has(c, v[j]) && !(interleaved && own_value(c, v[j]));
-		if (2 * hits <= n)
+			hits[pos[j]] += filter_has(c, v[j]) && !(interleaved && own_value(c, v[j]));
+		for (p = 0; p < N1_CALL_VALUES; p++)
+		{
+			if (per_pos[p] < (q->distinct <= 1 ? 1 : 2) || 2 * hits[p] <= per_pos[p])
+				continue;
+			if (hits[p] > hit)
+			{
+				hit = hits[p];
+				of = per_pos[p];
+			}
+		}
+		if (hit == 0)
 			continue;
 		tier = interleaved ? 2 : 1;
-		score = hits + (chain ? 1 : 0);
+		score = hit + (chain ? 1 : 0);
 		if (best == NULL || tier < best_tier ||
 			(tier == best_tier && (score > best_score ||
 								   (score == best_score && c->last_seq > best->last_seq))))
@@ -563,10 +589,15 @@ choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *
 			best = c;
 			best_tier = tier;
 			best_score = score;
-			best_found = hits;
+			best_found = hit;
+			best_checked = of;
 		}
 	}
-	*found = best_found;
+	if (best != NULL)
+	{
+		*checked = best_checked;
+		*found = best_found;
+	}
 	return best;
 }
 

@@ -47,10 +47,14 @@
  *	 key-like values of their result rows (a Bloom filter per query).  Q's
  *	 parameter values that vary between its calls (the first
  *	 N1_QUERY_VALUES distinct ones; for a duplicate, its one value) are
- *	 looked up in each candidate's filter; the candidate holding the most
- *	 of them, if that is a strict majority, is the parent (ties: the most
- *	 recently active, so in nested loops each level's parent is the level
- *	 above it).  No majority anywhere: no parent, so a loop over constants
+ *	 looked up in each candidate's filter, parameter position by position
+ *	 (one parameter drives a loop; the others, such as a date range taken
+ *	 from the clock at each call, are context): a candidate holding a
+ *	 strict majority of the varying values of one position (of at least 2
+ *	 values) is eligible, and the eligible one holding the most of them is
+ *	 the parent (see choose_parent_by_values for tiers and ties; ties go to
+ *	 the most recently active, so in nested loops each level's parent is
+ *	 the level above it).  No majority anywhere: no parent, so a loop over constants
  *	 or over values from no result is a LOOP, never an N+1.  The choice is
  *	 made when Q crosses min_calls and made again each time Q brings a new
  *	 distinct value (its first N1_QUERY_VALUES ones): a parent proven on
@@ -245,6 +249,7 @@ typedef struct N1UnitQuery
 	int			val_calls;		/* calls recorded in vals[] */
 	uint64_t	vals[N1_QUERY_VALUES];
 	int			val_count[N1_QUERY_VALUES];	/* calls that had the value */
+	uint8_t		val_pos[N1_QUERY_VALUES];	/* its parameter position (first seen) */
 	/* values rule: this query as a parent */
 	bool		results_unknown;	/* a call of >= 2 rows came with N1_VALUES_UNKNOWN */
 	int			filter_values;	/* values added to filter; -1 = filter not cleared yet */
