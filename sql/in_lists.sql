@@ -71,6 +71,8 @@ DEALLOCATE il_two;
 DEALLOCATE il_three;
 
 -- A $n outside a squashed list keeps its number; the list's numbers follow.
+-- $1 comes from the list's rows: an N+1 (the values rule looks at each
+-- parameter position, so the other ids do not outvote it).
 PREPARE il_mixed(int, int, int) AS
   SELECT count(*) FROM il_books WHERE author_id = $1 AND id IN ($2, $3);
 BEGIN;

@@ -146,8 +146,10 @@ add_results(N1UnitQuery *q, const uint64_t *values, int n)
 }
 
 /*
- * Record one call's parameter values in q->vals[] (distinct values, with the
- * number of calls that had each), until it is full.
+ * Record one call's parameter values in q->vals[] (distinct values of each
+ * parameter position, with the number of calls that had each), until it is
+ * full.  Per position: an id 1 and a LIMIT 1 in one call are two values,
+ * the id varying and the limit constant.
  */
 static void
 add_values(N1UnitQuery *q, const N1Statement *stmt)
@@ -175,15 +177,9 @@ add_values(N1UnitQuery *q, const N1Statement *stmt)
 	{
 		uint64_t	v = values[i];
 
-		/* one value twice in a call counts once */
-		for (j = 0; j < i; j++)
-			if (values[j] == v)
-				break;
-		if (j < i)
-			continue;
 		for (j = 0; j < q->n_vals; j++)
 		{
-			if (q->vals[j] == v)
+			if (q->vals[j] == v && q->val_pos[j] == i)
 			{
 				q->val_count[j]++;
 				break;
@@ -570,7 +566,7 @@ choose_parent_by_values(N1Detector *d, const N1UnitQuery *q, int *checked, int *
 			hits[pos[j]] += filter_has(c, v[j]) && !(interleaved && own_value(c, v[j]));
 		for (p = 0; p < N1_CALL_VALUES; p++)
 		{
-			if (per_pos[p] < (q->distinct <= 1 ? 1 : 2) || 2 * hits[p] <= per_pos[p])
+			if (2 * hits[p] <= per_pos[p])
 				continue;
 			if (hits[p] > hit)
 			{

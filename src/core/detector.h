@@ -50,8 +50,7 @@
  *	 looked up in each candidate's filter, parameter position by position
  *	 (one parameter drives a loop; the others, such as a date range taken
  *	 from the clock at each call, are context): a candidate holding a
- *	 strict majority of the varying values of one position (of at least 2
- *	 values) is eligible, and the eligible one holding the most of them is
+ *	 strict majority of the varying values of one position is eligible, and the eligible one holding the most of them is
  *	 the parent (see choose_parent_by_values for tiers and ties; ties go to
  *	 the most recently active, so in nested loops each level's parent is
  *	 the level above it).  No majority anywhere: no parent, so a loop over constants
