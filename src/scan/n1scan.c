@@ -436,6 +436,27 @@ duration(const char **pp)
 	return (int64_t) (ms * 1000.0);
 }
 
+/*
+ * The bound values of an extended-protocol entry, from its DETAIL:
+ * "parameters: $1 = '5'" up to PostgreSQL 17, "Parameters: $1 = '5'" from
+ * 18.  Both versions give them with the execute line, whether it is logged
+ * before the statement runs (log_statement = all; its "duration:" line then
+ * comes bare) or after it, with its duration (log_min_duration_statement);
+ * the bind line's copy is not needed.  NULL when not logged
+ * (log_parameter_max_length = 0, or no parameters).
+ */
+static const char *
+bound_params(const LogEntry *e, size_t *len)
+{
+	const char *d = e->detail.data;
+
+	if (d == NULL || e->detail.len < 12 || (d[0] != 'p' && d[0] != 'P') ||
+		strncmp(d + 1, "arameters: ", 11) != 0)
+		return NULL;
+	*len = e->detail.len - 12;
+	return d + 12;
+}
+
 static void
 entry(LogEntry *e, void *arg)
 {
@@ -496,16 +517,14 @@ entry(LogEntry *e, void *arg)
 	else if (starts(m, "execute "))
 	{
 		const char *colon = strstr(m, ": ");
-		const char *d = e->detail.data;
+		size_t		plen = 0;
+		const char *params = bound_params(e, &plen);
 
 		if (colon == NULL)
 			return;
 		m = colon + 2;
 		s = session_get(e, true);
-		if (d && starts(d, "parameters: "))
-			statement(s, e, m, e->message.data + e->message.len - m, dur, d + 12, e->detail.len - 12);
-		else
-			statement(s, e, m, e->message.data + e->message.len - m, dur, NULL, 0);
+		statement(s, e, m, e->message.data + e->message.len - m, dur, params, plen);
 	}
 	else if (starts(m, "disconnection: "))
 	{

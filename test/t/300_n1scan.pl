@@ -151,12 +151,7 @@ for my $f ('scan.log', 'scan.csv', 'scan.json')
 	like($lines[ $lit->{log_line} - 1 ], qr/SELECT name FROM authors WHERE id = /, "$f: log_line points at the first call");
 	my ($prep) = grep { $_->{kind} eq 'n_plus_one' && $_->{parent_query} =~ /\+ \$3/ } @$rows;
 	is($prep->{calls}, 18, "$f: calls of the prepared N+1 (3 transactions)");
-	{
-		# known gap: with log_statement = all, 18 logs a prepared statement's
-		# parameters with its bind and execute lines, not its duration line
-		local $TODO = $node->pg_version >= 18 ? "n1scan on PostgreSQL 18's extended-protocol log lines" : undef;
-		like($prep->{sample_params}[0], qr/^\$1 = '\d+'$/, "$f: sample parameters from the DETAIL line");
-	}
+	like($prep->{sample_params}[0], qr/^\$1 = '\d+'$/, "$f: sample parameters from the DETAIL line");
 	# the text report, without file names and lines, is the same for every format
 	(undef, my $text) = scan($n1scan, @p, "$logdir/$f");
 	$text =~ s/first burst at .*//g;
@@ -213,6 +208,41 @@ is(join("\n", grep { /authors/ } rows_of($noparams)), 'n_plus_one | SELECT name 
 	. 'SELECT id, author_id FROM books WHERE id BETWEEN $1 AND $2 + $3 ORDER BY id',
 	'parameters not logged: an N+1, not a duplicate');
 $node->append_conf('postgresql.conf', "log_parameter_max_length = -1\n");
+$node->reload;
+
+# log_min_duration_statement alone (log_statement = none; the test cluster's
+# default is all, used above): each execute line is logged once it ran, with
+# its duration and its bound values (DETAIL "parameters:" up to 17,
+# "Parameters:" from 18), in every format: the prepared loop over distinct
+# values is an N+1 with its values, the same value six times a duplicate
+my $dup_script = $node->basedir . '/duplicate.sql';
+write_file($dup_script, "\\set a 9\nBEGIN;\n" . ("SELECT author_id FROM books WHERE id = :a;\n" x 6) . "COMMIT;\n");
+$node->append_conf('postgresql.conf', "log_statement = none\nlog_filename = 'durations.log'\n");
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('log_filename') = 'durations.log'") or die;
+$node->command_ok([ 'pgbench', '-n', '-M', 'prepared', '-t', '1', '-f', $script, $connstr ], 'pgbench N+1, durations only');
+$node->command_ok([ 'pgbench', '-n', '-M', 'prepared', '-t', '1', '-f', $dup_script, $connstr ], 'pgbench duplicate, durations only');
+$node->safe_psql('postgres', "SELECT 'n1scan durations marker'");
+for my $f ('durations.log', 'durations.csv', 'durations.json')
+{
+	for (1 .. 300)
+	{
+		last if -f "$logdir/$f" && slurp_file("$logdir/$f") =~ /n1scan durations marker/;
+		select(undef, undef, undef, 0.1);
+	}
+	my @p = $f =~ /\.log$/ ? ("--prefix=$prefix") : ();
+	my ($rc, $out, $err) = scan($asan, @p, '--format=json', "$logdir/$f");
+	is($rc, 0, "$f: exit 0") or diag($err);
+	like(slurp_file("$logdir/$f"), qr/duration: [0-9.]+ ms  execute [^:]+: SELECT name FROM authors/, "$f: the execute lines carry their duration");
+	is(join("\n", grep { /authors|author_id FROM books WHERE id = / } rows_of($out)),
+		"n_plus_one | SELECT name FROM authors WHERE id = \$1 | SELECT id, author_id FROM books WHERE id BETWEEN \$1 AND \$2 + \$3 ORDER BY id\n"
+		. 'duplicate | SELECT author_id FROM books WHERE id = $1 | -',
+		"$f: the prepared N+1 and the prepared duplicate");
+	my ($n1) = grep { $_->{kind} eq 'n_plus_one' } @{ decode_json($out) };
+	like($n1->{sample_params}[0], qr/^\$1 = '\d+'$/, "$f: sample parameters of the execute line");
+	is($n1->{distinct_params}, 6, "$f: six distinct values");
+}
+$node->append_conf('postgresql.conf', "log_statement = all\n");
 $node->reload;
 
 # --follow: a growing file is read until SIGTERM, then reported (what was
