@@ -14,8 +14,12 @@
  * plan with actual rows just before it.  Sessions are keyed by the
  * session id (%c, csv/json session_id), else by pid.  A unit ends at
  * COMMIT/ROLLBACK (or a change of virtual transaction id after a block),
- * an idle gap, a change of application_name or of the traceparent in the
- * statements' comments, a disconnection, and at the end of the input.
+ * an idle gap, a change of application_name or of the trace id (or request
+ * id) in the statements' comments, a disconnection, and at the end of the
+ * input.  Rows are keyed like n1_offenders' (src/server/offenders.c): query,
+ * parent, kind and source, the tags (src/core/query_comment.c) of the call
+ * that made each burst, so that each endpoint has its own row; the code
+ * line is the latest burst's.
  *
  * Must never: abort on input, keep unbounded state (sessions, offenders,
  * query texts and the text cache are capped), call pg_query_exit() before
@@ -33,10 +37,22 @@
 
 #include "detector.h"
 #include "n1scan.h"
+#include "query_comment.h"
 #include "value_hash.h"
 
 #define UNIT_QUERIES N1_UNIT_MAX_QUERIES
 #define OFFENDER_SAMPLES 3
+
+/* A burst of the open unit: where it started, and its call's values and tags. */
+typedef struct BurstInfo
+{
+	const char *file;
+	long		line;
+	char		sample[NORM_MAX_SAMPLE];
+	uint64_t	source_hash;	/* 0: no source */
+	char		source[N1_SOURCE_LEN];
+	char		code_line[N1_CODE_LINE_LEN];
+} BurstInfo;
 
 typedef struct Session
 {
@@ -50,7 +66,7 @@ typedef struct Session
 	char		app[64];
 	char		vxid[32];
 	int			vxid_stmts;
-	char		trace[40];
+	uint64_t	trace_hash;		/* trace id of the session's unit (0: none seen yet) */
 	uint64_t	last_key;		/* key of the latest statement (for a later "duration:" line) */
 	/* auto_explain: rows of the plan logged just before its statement */
 	bool		has_plan_rows;
@@ -60,17 +76,17 @@ typedef struct Session
 	int			nq;
 	uint64_t	qkeys[UNIT_QUERIES];
 	long		qlines[UNIT_QUERIES];
-	const char *burst_file[N1_UNIT_MAX_BURSTS];
-	long		burst_line[N1_UNIT_MAX_BURSTS];
-	char		burst_sample[N1_UNIT_MAX_BURSTS][NORM_MAX_SAMPLE];
+	BurstInfo	bursts[N1_UNIT_MAX_BURSTS];
 	N1Detector	det;
 } Session;
 
+/* One row: query, parent, kind and source (one row per endpoint, as in n1_offenders). */
 typedef struct Offender
 {
 	uint64_t	qkey;			/* 0 = free slot */
 	uint64_t	parent;
 	N1Kind		kind;
+	uint64_t	source_hash;
 	int64_t		log_qid;
 	int64_t		parent_log_qid;
 	int64_t		bursts,
@@ -81,6 +97,8 @@ typedef struct Offender
 	int64_t		first_us,
 				last_us;
 	char		app[64];
+	char		source[N1_SOURCE_LEN];	/* of the latest burst, "" without a comment */
+	char		code_line[N1_CODE_LINE_LEN];
 	int			n_samples;
 	char		samples[OFFENDER_SAMPLES][NORM_MAX_SAMPLE];
 	const char *file;
@@ -127,13 +145,14 @@ static struct
 /* ---------- offenders ---------- */
 
 static Offender *
-offender_slot(uint64_t qkey, uint64_t parent, N1Kind kind)
+offender_slot(uint64_t qkey, uint64_t parent, N1Kind kind, uint64_t source_hash)
 {
-	uint64_t	h = n1_hash_mix(qkey ^ n1_hash_mix(parent + (uint64_t) kind));
+	uint64_t	h = n1_hash_mix(qkey ^ n1_hash_mix(parent + (uint64_t) kind) ^ source_hash);
 	size_t		i = (size_t) h & S.off_mask;
 
 	while (S.off[i].qkey != 0 &&
-		   !(S.off[i].qkey == qkey && S.off[i].parent == parent && S.off[i].kind == kind))
+		   !(S.off[i].qkey == qkey && S.off[i].parent == parent && S.off[i].kind == kind &&
+			 S.off[i].source_hash == source_hash))
 		i = (i + 1) & S.off_mask;
 	return &S.off[i];
 }
@@ -161,12 +180,13 @@ static void
 burst_ended(void *arg, const N1Burst *b, N1UnitEndReason reason)
 {
 	Session    *s = arg;
+	const BurstInfo *bi = &s->bursts[b->index];
 	Offender   *o;
 
 	(void) reason;
 	if (b->kind == N1_KIND_NONE)
 		return;
-	o = offender_slot(b->query_id, b->parent_query_id, b->kind);
+	o = offender_slot(b->query_id, b->parent_query_id, b->kind, bi->source_hash);
 	if (o->qkey == 0)
 	{
 		if (S.noff >= S.max_offenders)
@@ -179,9 +199,10 @@ burst_ended(void *arg, const N1Burst *b, N1UnitEndReason reason)
 		o->qkey = b->query_id;
 		o->parent = b->parent_query_id;
 		o->kind = b->kind;
+		o->source_hash = bi->source_hash;
 		o->first_us = b->first_start_us;
-		o->file = s->burst_file[b->index];
-		o->line = s->burst_line[b->index];
+		o->file = bi->file;
+		o->line = bi->line;
 	}
 	o->bursts++;
 	o->calls += b->calls;
@@ -192,12 +213,17 @@ burst_ended(void *arg, const N1Burst *b, N1UnitEndReason reason)
 	o->exec_us += b->exec_us;
 	if (b->first_start_us < o->first_us)
 		o->first_us = b->first_start_us;
-	if (b->last_end_us > o->last_us)
+	if (b->last_end_us >= o->last_us)
+	{
+		/* the latest burst gives the code line (the source is the row's) */
 		o->last_us = b->last_end_us;
+		memcpy(o->source, bi->source, sizeof(o->source));
+		memcpy(o->code_line, bi->code_line, sizeof(o->code_line));
+	}
 	if (s->has_app)
 		snprintf(o->app, sizeof(o->app), "%s", s->app);
-	if (o->n_samples < OFFENDER_SAMPLES && s->burst_sample[b->index][0])
-		snprintf(o->samples[o->n_samples++], NORM_MAX_SAMPLE, "%s", s->burst_sample[b->index]);
+	if (o->n_samples < OFFENDER_SAMPLES && bi->sample[0])
+		snprintf(o->samples[o->n_samples++], NORM_MAX_SAMPLE, "%s", bi->sample);
 	if (o->log_qid == 0)
 		o->log_qid = log_qid(b->query_id);
 	if (o->parent_log_qid == 0 && b->parent_query_id)
@@ -322,6 +348,7 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 	NormResult nr;
 	N1Statement st;
 	N1StatementResult res;
+	uint64_t	trace = n1_query_trace_hash(text, len);
 
 	norm_statement(text, len, &nr);
 	S.statements++;
@@ -334,10 +361,16 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 		snprintf(s->app, sizeof(s->app), "%s", e->app);
 		s->has_app = true;
 	}
-	if (nr.trace_id[0] && strcmp(nr.trace_id, s->trace) != 0)
+	if (trace != 0 && trace != s->trace_hash)
 	{
-		n1_detector_end_unit(&s->det, N1_END_EXIT);
-		memcpy(s->trace, nr.trace_id, sizeof(s->trace));
+		/*
+		 * A new trace id (or request id) in the comment: a new request.  The
+		 * session's first one is taken by the open unit, as the extension
+		 * does (a request's first statements may carry no comment).
+		 */
+		if (s->trace_hash != 0)
+			n1_detector_end_unit(&s->det, N1_END_REQUEST);
+		s->trace_hash = trace;
 	}
 	if (e->vxid[0] && !(strlen(e->vxid) >= 2 && strcmp(e->vxid + strlen(e->vxid) - 2, "/0") == 0))
 	{
@@ -406,11 +439,17 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 		}
 		if (res.crossed && res.burst)
 		{
-			int			b = res.burst->index;
+			/* the call that makes the burst gives its tags, as in the extension */
+			BurstInfo  *bi = &s->bursts[res.burst->index];
+			N1QueryTags tags;
 
-			s->burst_file[b] = e->file;
-			s->burst_line[b] = i < s->nq ? s->qlines[i] : e->line;
-			memcpy(s->burst_sample[b], nr.sample, NORM_MAX_SAMPLE);
+			bi->file = e->file;
+			bi->line = i < s->nq ? s->qlines[i] : e->line;
+			memcpy(bi->sample, nr.sample, NORM_MAX_SAMPLE);
+			n1_query_tags(text, len, &tags);
+			bi->source_hash = tags.source_hash;
+			memcpy(bi->source, tags.source, sizeof(bi->source));
+			memcpy(bi->code_line, tags.code_line, sizeof(bi->code_line));
 		}
 	}
 	if (nr.cls == STMT_END_BLOCK)
@@ -603,7 +642,9 @@ cmp_off(const void *a, const void *b)
 		return x->calls > y->calls ? -1 : 1;
 	tx = norm_query_text(x->qkey, NULL, NULL);
 	ty = norm_query_text(y->qkey, NULL, NULL);
-	return strcmp(tx ? tx : "", ty ? ty : "");
+	if (strcmp(tx ? tx : "", ty ? ty : "") != 0)
+		return strcmp(tx ? tx : "", ty ? ty : "");
+	return strcmp(x->source, y->source);
 }
 
 static int
@@ -660,6 +701,10 @@ report(FILE *f)
 			json_str(f, last);
 			fputs(", \"application_name\": ", f);
 			json_str(f, o->app);
+			fputs(", \"source\": ", f);
+			json_str(f, o->source[0] ? o->source : NULL);
+			fputs(", \"code_line\": ", f);
+			json_str(f, o->code_line[0] ? o->code_line : NULL);
 			fputs(", \"sample_params\": [", f);
 			for (int k = 0; k < o->n_samples; k++)
 			{
@@ -683,6 +728,10 @@ report(FILE *f)
 			if (o->app[0])
 				fprintf(f, ", application %s", o->app);
 			fputc('\n', f);
+			if (o->source[0])
+				fprintf(f, "  source:          %s\n", o->source);
+			if (o->code_line[0])
+				fprintf(f, "  code line:       %s\n", o->code_line);
 			if (o->log_qid)
 				fprintf(f, "  queryid %lld\n", (long long) o->log_qid);
 			for (int k = 0; k < o->n_samples; k++)

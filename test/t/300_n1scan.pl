@@ -141,7 +141,7 @@ for my $f ('scan.log', 'scan.csv', 'scan.json')
 	my $rows = decode_json($out);
 	my ($lit) = grep { $_->{kind} eq 'n_plus_one' && $_->{parent_query} =~ /AND \$2 ORDER/ } @$rows;
 	is_deeply([ sort keys %$lit ], [ sort qw(kind query parent_query queryid parent_queryid fingerprint bursts calls
-		max_calls distinct_params total_ms first_seen last_seen application_name sample_params log_file log_line) ],
+		max_calls distinct_params total_ms first_seen last_seen application_name source code_line sample_params log_file log_line) ],
 		"$f: the JSON keys the README lists");
 	is($lit->{calls}, 6, "$f: calls of the literal N+1");
 	is($lit->{distinct_params}, 6, "$f: distinct parameters");
