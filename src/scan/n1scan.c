@@ -553,6 +553,13 @@ entry(LogEntry *e, void *arg)
 		s = session_get(e, true);
 		statement(s, e, m, e->message.data + e->message.len - m, dur, NULL, 0);
 	}
+	else if (starts(m, "execute fetch from "))
+	{
+		/*
+		 * More rows of a portal run with a row limit (JDBC's fetchSize):
+		 * the same execution, not another call.
+		 */
+	}
 	else if (starts(m, "execute "))
 	{
 		const char *colon = strstr(m, ": ");
