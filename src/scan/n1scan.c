@@ -14,16 +14,18 @@
  * plan with actual rows just before it.  Sessions are keyed by the
  * session id (%c, csv/json session_id), else by pid.  A unit ends at
  * COMMIT/ROLLBACK (or a change of virtual transaction id after a block),
- * an idle gap, a change of application_name or of the trace id (or request
- * id) in the statements' comments, a disconnection, and at the end of the
- * input.  Rows are keyed like n1_offenders' (src/server/offenders.c): query,
- * parent, kind and source, the tags (src/core/query_comment.c) of the call
- * that made each burst, so that each endpoint has its own row; the code
- * line is the latest burst's.
+ * an idle gap, a change of application_name, a disconnection, and at the
+ * end of the input; statements of another trace id (or request id) in
+ * their comment go to a unit of their own, up to TRACE_UNITS a session (a
+ * transaction-mode pooler interleaves requests on one backend), as in the
+ * extension.  Rows are keyed like n1_offenders' (src/server/offenders.c):
+ * query, parent, kind and source, the tags (src/core/query_comment.c) of
+ * the call that made each burst, so that each endpoint has its own row; the
+ * code line is the latest burst's.
  *
- * Must never: abort on input, keep unbounded state (sessions, offenders,
- * query texts and the text cache are capped), call pg_query_exit() before
- * the end.
+ * Must never: abort on input, keep unbounded state (sessions, their units,
+ * offenders, query texts and the text cache are capped), call
+ * pg_query_exit() before the end.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -42,6 +44,8 @@
 
 #define UNIT_QUERIES N1_UNIT_MAX_QUERIES
 #define OFFENDER_SAMPLES 3
+/* open units of one session, one per trace id (the extension's N1_TRACE_UNITS) */
+#define TRACE_UNITS 8
 
 /* A burst of the open unit: where it started, and its call's values and tags. */
 typedef struct BurstInfo
@@ -53,6 +57,24 @@ typedef struct BurstInfo
 	char		source[N1_SOURCE_LEN];
 	char		code_line[N1_CODE_LINE_LEN];
 } BurstInfo;
+
+/*
+ * A unit of work of a session: statements without a trace id, or those of
+ * one trace id (a session shared through a transaction-mode pooler
+ * interleaves requests, as in src/server/query_comment.c).
+ */
+typedef struct Unit
+{
+	struct Session *session;
+	uint64_t	trace_hash;		/* 0: no trace id seen yet */
+	uint64_t	last_used;
+	/* the open unit: where each query was first seen, and its bursts */
+	int			nq;
+	uint64_t	qkeys[UNIT_QUERIES];
+	long		qlines[UNIT_QUERIES];
+	BurstInfo	bursts[N1_UNIT_MAX_BURSTS];
+	N1Detector	det;
+} Unit;
 
 typedef struct Session
 {
@@ -66,18 +88,16 @@ typedef struct Session
 	char		app[64];
 	char		vxid[32];
 	int			vxid_stmts;
-	uint64_t	trace_hash;		/* trace id of the session's unit (0: none seen yet) */
 	uint64_t	last_key;		/* key of the latest statement (for a later "duration:" line) */
 	/* auto_explain: rows of the plan logged just before its statement */
 	bool		has_plan_rows;
 	uint64_t	plan_rows;
 	char		plan_text[64];	/* start of its Query Text */
-	/* the open unit: where each query was first seen, and burst samples */
-	int			nq;
-	uint64_t	qkeys[UNIT_QUERIES];
-	long		qlines[UNIT_QUERIES];
-	BurstInfo	bursts[N1_UNIT_MAX_BURSTS];
-	N1Detector	det;
+	/* units: the first from the start, the others at the first need */
+	int64_t		max_gap_us;
+	int			n_units;
+	Unit	   *units[TRACE_UNITS];
+	Unit	   *cur;			/* the unit of the latest statement */
 } Session;
 
 /* One row: query, parent, kind and source (one row per endpoint, as in n1_offenders). */
@@ -130,6 +150,9 @@ static struct
 	Session    *lru_head,
 			   *lru_tail;
 	/* offenders */
+	size_t		max_extra_units;	/* units beyond a session's first, in all */
+	size_t		extra_units;
+	uint64_t	use_clock;
 	Offender   *off;
 	size_t		off_mask;
 	size_t		noff;
@@ -179,8 +202,9 @@ remember_qid(uint64_t key, int64_t qid)
 static void
 burst_ended(void *arg, const N1Burst *b, N1UnitEndReason reason)
 {
-	Session    *s = arg;
-	const BurstInfo *bi = &s->bursts[b->index];
+	Unit	   *u = arg;
+	Session    *s = u->session;
+	const BurstInfo *bi = &u->bursts[b->index];
 	Offender   *o;
 
 	(void) reason;
@@ -258,12 +282,49 @@ lru_push(Session *s)
 		S.lru_tail = s;
 }
 
+static Unit *
+unit_new(Session *s)
+{
+	Unit	   *u = calloc(1, sizeof(Unit));
+	N1DetectorConfig cfg = {
+		.min_calls = S.min_calls,
+		.min_calls_proven = 0,
+		.max_gap_us = s->max_gap_us,
+		.burst_ended = burst_ended,
+		.arg = u
+	};
+
+	if (u == NULL)
+	{
+		fprintf(stderr, "n1scan: out of memory\n");
+		exit(2);
+	}
+	u->session = s;
+	n1_detector_init(&u->det, &cfg);
+	s->units[s->n_units++] = u;
+	return u;
+}
+
+static bool
+session_in_unit(const Session *s)
+{
+	for (int i = 0; i < s->n_units; i++)
+		if (s->units[i]->det.in_unit)
+			return true;
+	return false;
+}
+
 static void
 session_drop(Session *s, N1UnitEndReason reason)
 {
 	Session   **pp = &S.buckets[s->hash % S.nbuckets];
 
-	n1_detector_end_unit(&s->det, reason);
+	for (int i = 0; i < s->n_units; i++)
+	{
+		n1_detector_end_unit(&s->units[i]->det, reason);
+		free(s->units[i]);
+	}
+	S.extra_units -= s->n_units - 1;
 	while (*pp != s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
@@ -301,7 +362,7 @@ session_get(const LogEntry *e, bool create)
 		Session    *old = S.lru_tail;
 		bool		idle = e->ts_us - old->last_ts > S.max_gap_us + e->ts_precision_us;
 
-		if (!idle && old->det.in_unit)
+		if (!idle && session_in_unit(old))
 			S.sessions_evicted_active++;
 		session_drop(old, idle ? N1_END_GAP : N1_END_EXIT);
 	}
@@ -318,19 +379,69 @@ session_get(const LogEntry *e, bool create)
 	lru_push(s);
 	S.nsessions++;
 	S.sessions_seen++;
-	{
-		N1DetectorConfig cfg = {
-			.min_calls = S.min_calls,
-			.min_calls_proven = 0,
-			/* second-precision timestamps (%t) blur gaps by up to a second */
-			.max_gap_us = S.max_gap_us + (e->ts_precision_us >= 1000000 ? e->ts_precision_us : 0),
-			.burst_ended = burst_ended,
-			.arg = s
-		};
-
-		n1_detector_init(&s->det, &cfg);
-	}
+	/* second-precision timestamps (%t) blur gaps by up to a second */
+	s->max_gap_us = S.max_gap_us + (e->ts_precision_us >= 1000000 ? e->ts_precision_us : 0);
+	s->cur = unit_new(s);
 	return s;
+}
+
+/*
+ * The unit for a statement of trace id trace (not 0), which differs from the
+ * current unit's, as the extension chooses it (src/server/query_comment.c):
+ * the current unit takes it when it has none yet (a request's first
+ * statements may carry no comment); else the unit of that trace id, or one
+ * with no open unit of work (the current one first: a session without a
+ * pooler keeps one unit), or a new one, or the one idle the longest (its
+ * unit ends).  Units idle longer than the gap end here too.  At most
+ * TRACE_UNITS a session, and max_extra_units beyond the first in all.
+ */
+static Unit *
+unit_switch(Session *s, uint64_t trace, int64_t now_us)
+{
+	Unit	   *cur = s->cur,
+			   *chosen = NULL,
+			   *oldest = NULL;
+
+	cur->last_used = ++S.use_clock;
+	if (cur->trace_hash == 0)
+	{
+		cur->trace_hash = trace;
+		return cur;
+	}
+	for (int i = 0; i < s->n_units; i++)
+	{
+		Unit	   *u = s->units[i];
+
+		if (u->trace_hash == trace)
+			chosen = u;
+		else if (u != cur && u->det.in_unit && now_us - u->det.last_activity_us > s->max_gap_us)
+			n1_detector_end_unit(&u->det, N1_END_GAP);
+	}
+	if (chosen)
+		return chosen;
+	if (!cur->det.in_unit)
+		chosen = cur;
+	for (int i = 0; i < s->n_units && chosen == NULL; i++)
+	{
+		Unit	   *u = s->units[i];
+
+		if (u != cur && !u->det.in_unit)
+			chosen = u;
+		else if (u != cur && (oldest == NULL || u->last_used < oldest->last_used))
+			oldest = u;
+	}
+	if (chosen == NULL && s->n_units < TRACE_UNITS && S.extra_units < S.max_extra_units)
+	{
+		chosen = unit_new(s);
+		S.extra_units++;
+	}
+	if (chosen == NULL)
+	{
+		chosen = oldest ? oldest : cur;
+		n1_detector_end_unit(&chosen->det, N1_END_REQUEST);
+	}
+	chosen->trace_hash = trace;
+	return chosen;
 }
 
 /* ---------- statement events ---------- */
@@ -349,42 +460,44 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 	N1Statement st;
 	N1StatementResult res;
 	uint64_t	trace = n1_query_trace_hash(text, len);
+	Unit	   *u;
 
 	norm_statement(text, len, &nr);
 	S.statements++;
 
-	/* unit boundaries the front end knows of */
-	if (e->has_app)
-	{
-		if (s->has_app && strcmp(s->app, e->app) != 0)
-			n1_detector_end_unit(&s->det, N1_END_APPLICATION);
-		snprintf(s->app, sizeof(s->app), "%s", e->app);
-		s->has_app = true;
-	}
-	if (trace != 0 && trace != s->trace_hash)
-	{
-		/*
-		 * A new trace id (or request id) in the comment: a new request.  The
-		 * session's first one is taken by the open unit, as the extension
-		 * does (a request's first statements may carry no comment).
-		 */
-		if (s->trace_hash != 0)
-			n1_detector_end_unit(&s->det, N1_END_REQUEST);
-		s->trace_hash = trace;
-	}
 	if (e->vxid[0] && !(strlen(e->vxid) >= 2 && strcmp(e->vxid + strlen(e->vxid) - 2, "/0") == 0))
 	{
 		if (strcmp(e->vxid, s->vxid) != 0)
 		{
-			/* a new transaction after a block of several statements */
+			/*
+			 * a new transaction after a block of several statements: the
+			 * block's unit (the latest statement's) ends
+			 */
 			if (s->vxid_stmts >= 2)
-				n1_detector_end_unit(&s->det, N1_END_TRANSACTION);
+				n1_detector_end_unit(&s->cur->det, N1_END_TRANSACTION);
 			snprintf(s->vxid, sizeof(s->vxid), "%s", e->vxid);
 			s->vxid_stmts = 0;
 		}
 		s->vxid_stmts++;
 	}
 
+	/*
+	 * A change of application_name ends the current unit unless it is a
+	 * trace id's (behind a pooler the name changes with every switch of
+	 * client); then a trace id (or request id) in the comment other than
+	 * the current unit's takes the statement to that trace id's unit.  In
+	 * this order, as in the extension.
+	 */
+	if (e->has_app)
+	{
+		if (s->has_app && strcmp(s->app, e->app) != 0 && s->cur->trace_hash == 0)
+			n1_detector_end_unit(&s->cur->det, N1_END_APPLICATION);
+		snprintf(s->app, sizeof(s->app), "%s", e->app);
+		s->has_app = true;
+	}
+	if (trace != 0 && trace != s->cur->trace_hash)
+		s->cur = unit_switch(s, trace, e->ts_us - dur_us);
+	u = s->cur;
 	memset(&st, 0, sizeof(st));
 	st.query_id = nr.key;
 	st.end_us = e->ts_us;
@@ -420,31 +533,31 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 		st.param_hash = nr.param_hash;
 	if (e->has_query_id && !nr.cursor)
 		remember_qid(nr.key, e->query_id);	/* (a DECLARE's id is not its query's) */
-	n1_detector_statement(&s->det, &st, &res);
+	n1_detector_statement(&u->det, &st, &res);
 	s->last_ts = e->ts_us;
 	s->last_key = nr.key;
 	if (res.unit_started)
-		s->nq = 0;
+		u->nq = 0;
 	if (nr.key != 0)
 	{
 		int			i;
 
-		for (i = 0; i < s->nq; i++)
-			if (s->qkeys[i] == nr.key)
+		for (i = 0; i < u->nq; i++)
+			if (u->qkeys[i] == nr.key)
 				break;
-		if (i == s->nq && s->nq < UNIT_QUERIES)
+		if (i == u->nq && u->nq < UNIT_QUERIES)
 		{
-			s->qkeys[s->nq] = nr.key;
-			s->qlines[s->nq++] = e->line;
+			u->qkeys[u->nq] = nr.key;
+			u->qlines[u->nq++] = e->line;
 		}
 		if (res.crossed && res.burst)
 		{
 			/* the call that makes the burst gives its tags, as in the extension */
-			BurstInfo  *bi = &s->bursts[res.burst->index];
+			BurstInfo  *bi = &u->bursts[res.burst->index];
 			N1QueryTags tags;
 
 			bi->file = e->file;
-			bi->line = i < s->nq ? s->qlines[i] : e->line;
+			bi->line = i < u->nq ? u->qlines[i] : e->line;
 			memcpy(bi->sample, nr.sample, NORM_MAX_SAMPLE);
 			n1_query_tags(text, len, &tags);
 			bi->source_hash = tags.source_hash;
@@ -454,7 +567,7 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 	}
 	if (nr.cls == STMT_END_BLOCK)
 	{
-		n1_detector_end_unit(&s->det, N1_END_TRANSACTION);
+		n1_detector_end_unit(&u->det, N1_END_TRANSACTION);
 		s->vxid[0] = '\0';
 		s->vxid_stmts = 0;
 	}
@@ -921,6 +1034,7 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 
 	S.nbuckets = S.max_sessions * 2 + 1;
+	S.max_extra_units = S.max_sessions;	/* at most twice the sessions' units */
 	S.buckets = calloc(S.nbuckets, sizeof(Session *));
 	{
 		size_t		n = 1024;

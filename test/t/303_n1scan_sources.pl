@@ -8,8 +8,10 @@
 #   requests (nothing);
 # - psql: one N+1 from two actions (two rows), the same action twice with
 #   another code line (one row, the latest burst's line), two requests in
-#   one session told apart by their traceparent alone (two bursts), and no
-#   comment (no source).
+#   one session told apart by their traceparent alone (two bursts), two
+#   requests interleaved statement by statement in one session, as a
+#   transaction-mode pooler does (one unit per trace id: two bursts), and
+#   no comment (no source).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -65,6 +67,12 @@ $node->safe_psql('shop', join('', map {
 	my $tag = $sc->($_);
 	"SELECT id, book_id FROM reviews ORDER BY id LIMIT 6 $tag;\n"
 	  . join('', map { "SELECT title FROM books WHERE id = $_ $tag;\n" } 1 .. 6) } 'a', 'b'));
+# two requests interleaved in one session, as a transaction-mode pooler
+# interleaves its clients on one backend: one unit per trace id
+my $sh = sub { "/*controller='shelves',route='%2Fapi%2Fshelves%2F',traceparent='00-" . ($_[0] x 32) . "-b7ad6b7169203331-01'*/" };
+$node->safe_psql('shop', join('',
+	(map { "SELECT id FROM books ORDER BY id LIMIT 6 " . $sh->($_) . ";\n" } 'c', 'd'),
+	map { my $id = $_; map { "SELECT id, name FROM authors WHERE id = $id " . $sh->($_) . ";\n" } 'c', 'd' } 1 .. 6));
 
 N1Clients::wait_for_clients($node);
 my $server = $node->safe_psql('shop', q{
@@ -87,6 +95,8 @@ like($server, qr{^n_plus_one \| SELECT name FROM authors WHERE id = \$1 \| - \| 
 	'the server: one without a source');
 like($server, qr{^n_plus_one \| SELECT title FROM books WHERE id = \$1 \| controller=reviews route=/api/reviews/ \| - \| 2 \| 12$}m,
 	'the server: two requests of one session, parted by their trace ids');
+like($server, qr{^n_plus_one \| SELECT id, name FROM authors WHERE id = \$1 \| controller=shelves route=/api/shelves/ \| - \| 2 \| 12$}m,
+	'the server: two requests interleaved in one session, a unit each');
 
 $node->safe_psql('shop', "SELECT 'n1scan sources marker'");
 for my $f ('sources.log', 'sources.csv', 'sources.json')
