@@ -73,6 +73,12 @@ my $sh = sub { "/*controller='shelves',route='%2Fapi%2Fshelves%2F',traceparent='
 $node->safe_psql('shop', join('',
 	(map { "SELECT id FROM books ORDER BY id LIMIT 6 " . $sh->($_) . ";\n" } 'c', 'd'),
 	map { my $id = $_; map { "SELECT id, name FROM authors WHERE id = $id " . $sh->($_) . ";\n" } 'c', 'd' } 1 .. 6));
+# nine requests interleaved: more than the 8 units a session keeps, so the
+# unit idle the longest is ended for each new one (the same in both)
+my $rk = sub { sprintf("/*controller='racks',traceparent='00-%032x-b7ad6b7169203331-01'*/", 0xabc0 + $_[0]) };
+$node->safe_psql('shop', join('',
+	(map { "SELECT id FROM authors ORDER BY id LIMIT 6 " . $rk->($_) . ";\n" } 0 .. 8),
+	map { my $id = $_; map { "SELECT id, title FROM books WHERE id = $id " . $rk->($_) . ";\n" } 0 .. 8 } 1 .. 6));
 
 N1Clients::wait_for_clients($node);
 my $server = $node->safe_psql('shop', q{
@@ -118,6 +124,11 @@ for my $f ('sources.log', 'sources.csv', 'sources.json')
 	} @$rows;
 	is(join("\n", @scan), join("\n", @server), "$f: the rows of n1_offenders, with their source and code line");
 	ok(exists $rows->[0]{source} && exists $rows->[0]{code_line}, "$f: the JSON keys source and code_line");
+	# one session at a time: one unit beyond a session's first, in all
+	IPC::Run::run([ $asan, @p, '--max-sessions=1', '--format=json', "$logdir/$f" ], '>', \$out, '2>', \$err);
+	is($? >> 8, 0, "$f: --max-sessions=1: exit 0") or diag($err);
+	unlike($err, qr/AddressSanitizer|runtime error/, "$f: --max-sessions=1: clean under ASan");
+	like($out, qr{"source": "controller=shelves route=/api/shelves/"}, "$f: --max-sessions=1: the interleaved requests still found");
 	# the text report
 	IPC::Run::run([ $n1scan, @p, '--max-gap=400', "$logdir/$f" ], '>', \$out, '2>', \$err);
 	like($out, qr{^n_plus_one: SELECT name FROM authors WHERE id = \$1 .*\n(  .*\n)*  source:          controller=posts action=show\n  code line:       /app/controllers/posts_controller\.rb:30:in `show'\n}m,
