@@ -149,10 +149,11 @@ static struct
 	size_t		nsessions;
 	Session    *lru_head,
 			   *lru_tail;
-	/* offenders */
-	size_t		max_extra_units;	/* units beyond a session's first, in all */
+	/* units beyond a session's first, in all */
+	size_t		max_extra_units;
 	size_t		extra_units;
-	uint64_t	use_clock;
+	uint64_t	use_clock;		/* orders units by last use */
+	/* offenders */
 	Offender   *off;
 	size_t		off_mask;
 	size_t		noff;

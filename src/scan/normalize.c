@@ -7,16 +7,16 @@
  *		spacing (and notes the shape: an IN (...) list of values, an
  *		ANY/SOME/ALL (...) array, the statement's class); its hash indexes
  *		a bounded, direct-mapped cache, so each distinct text shape is
- *		given to libpg_query once, whatever its constants.  The query key is libpg_query's fingerprint mixed with
- *		the shape: the fingerprint ignores IN-list length and merges
- *		"= $1", "IN (...)" and "= ANY($1)", which must stay apart (an N+1
- *		and its fix).  A text libpg_query rejects (newer syntax) is keyed by
+ *		given to libpg_query once, whatever its constants.  The query key
+ *		is libpg_query's fingerprint mixed with the shape: the fingerprint
+ *		ignores IN-list length and merges "= $1", "IN (...)" and
+ *		"= ANY($1)", which must stay apart (an N+1 and its fix).  A text libpg_query rejects (newer syntax) is keyed by
  *		its lexical form and counted.  Each new key gets its normalized text
  *		(pg_query_normalize) once; the key table is bounded.
  *
  *		Parameter values hash with the server's canonical rule
  *		(src/core/value_hash.c): the literal constants of the text, or the
- *		bound values of a "parameters:" DETAIL line.
+ *		bound values of a "parameters:" DETAIL line ("Parameters:" from 18).
  *
  * Must never: call pg_query_exit() (only the program's end may), keep a
  * libpg_query result unfreed, grow without bound.
