@@ -228,7 +228,7 @@ for (1 .. 300)
 }
 my (undef, $units) = scan($asan, "--prefix=$prefix", '--max-gap=600000', '--min-calls=4', '--format=json', "$logdir/units.log");
 my @units = grep { /authors WHERE id = \$1/ } rows_of($units);
-is(scalar(@units), 1, 'one N+1 in the three sessions: a new traceparent and a new application_name end the unit');
+is(scalar(@units), 1, 'one N+1 in the three sessions: a new traceparent (a unit of its own) and a new application_name end the unit');
 like($units[0], qr/^n_plus_one \| SELECT name FROM authors WHERE id = \$1 \| SELECT id, author_id FROM books/, 'the session without either');
 is(decode_json($units)->[0]{calls}, 6, 'with its 6 calls');
 is(decode_json($units)->[0]{bursts}, 1, 'in one burst');
