@@ -82,11 +82,14 @@ $node->safe_psql('shop', join('',
 
 N1Clients::wait_for_clients($node);
 my $server = $node->safe_psql('shop', q{
-	SELECT string_agg(concat_ws(' | ', kind, regexp_replace(query, '\s*/\*.*\*/\s*$', ''),
+	SELECT string_agg(concat_ws(' | ', CASE kind WHEN 'loop' THEN 'n_plus_one' ELSE kind END, regexp_replace(query, '\s*/\*.*\*/\s*$', ''),
 	                            coalesce(source, '-'), coalesce(code_line, '-'), bursts, calls), E'\n'
 	                  ORDER BY kind, query, source)
 	FROM n1_offenders});
 my @server = sort split /\n/, $server;
+# (kinds n_plus_one and loop are compared as one: where the extension finds
+# no parent by values, n1scan names one by timing, a difference the README
+# states and 301 checks; this test is about the sources)
 
 # the server's own rows, first: what n1scan must give
 like($server, qr{^n_plus_one \| SELECT "authors"\.\* FROM "authors" WHERE "authors"\."id" = \$1 LIMIT \$2 \| controller=posts action=index \| .*/activerecord_tagged_client\.rb:$loop_line:in `block in index' \| 1 \| 8$}m,
@@ -120,7 +123,7 @@ for my $f ('sources.log', 'sources.csv', 'sources.json')
 	my $rows = eval { decode_json($out) } // [];
 	my @scan = sort map {
 		my $q = $_->{query} =~ s{\s*/\*.*\*/\s*$}{}r;
-		join(' | ', $_->{kind}, $q, $_->{source} // '-', $_->{code_line} // '-', $_->{bursts}, $_->{calls})
+		join(' | ', $_->{kind} eq 'loop' ? 'n_plus_one' : $_->{kind}, $q, $_->{source} // '-', $_->{code_line} // '-', $_->{bursts}, $_->{calls})
 	} @$rows;
 	is(join("\n", @scan), join("\n", @server), "$f: the rows of n1_offenders, with their source and code line");
 	ok(exists $rows->[0]{source} && exists $rows->[0]{code_line}, "$f: the JSON keys source and code_line");
