@@ -63,8 +63,8 @@ tapcheck:
 # detector core compiled in; linked with Debian's libpg-query-dev (no
 # pkg-config file) and zlib; installed into pg_config's bindir with the
 # extension.  n1scan-asan: the same under ASan + UBSan, for the tests.
-N1SCAN_SRCS = $(sort $(wildcard src/scan/*.c)) src/core/detector.c src/core/value_hash.c
-N1SCAN_DEPS = $(N1SCAN_SRCS) $(wildcard src/scan/*.h) src/core/detector.h src/core/value_hash.h
+N1SCAN_SRCS = $(sort $(wildcard src/scan/*.c)) src/core/detector.c src/core/value_hash.c src/core/query_comment.c
+N1SCAN_DEPS = $(N1SCAN_SRCS) $(wildcard src/scan/*.h) src/core/detector.h src/core/value_hash.h src/core/query_comment.h
 N1SCAN_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc/core
 N1SCAN_LIBS = -lpg_query -lz -lm
 src/scan/n1scan: $(N1SCAN_DEPS)

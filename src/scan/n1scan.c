@@ -14,12 +14,18 @@
  * plan with actual rows just before it.  Sessions are keyed by the
  * session id (%c, csv/json session_id), else by pid.  A unit ends at
  * COMMIT/ROLLBACK (or a change of virtual transaction id after a block),
- * an idle gap, a change of application_name or of the traceparent in the
- * statements' comments, a disconnection, and at the end of the input.
+ * an idle gap, a change of application_name, a disconnection, and at the
+ * end of the input; statements of another trace id (or request id) in
+ * their comment go to a unit of their own, up to TRACE_UNITS a session (a
+ * transaction-mode pooler interleaves requests on one backend), as in the
+ * extension.  Rows are keyed like n1_offenders' (src/server/offenders.c):
+ * query, parent, kind and source, the tags (src/core/query_comment.c) of
+ * the call that made each burst, so that each endpoint has its own row; the
+ * code line is the latest burst's.
  *
- * Must never: abort on input, keep unbounded state (sessions, offenders,
- * query texts and the text cache are capped), call pg_query_exit() before
- * the end.
+ * Must never: abort on input, keep unbounded state (sessions, their units,
+ * offenders, query texts and the text cache are capped), call
+ * pg_query_exit() before the end.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -33,10 +39,42 @@
 
 #include "detector.h"
 #include "n1scan.h"
+#include "query_comment.h"
 #include "value_hash.h"
 
 #define UNIT_QUERIES N1_UNIT_MAX_QUERIES
 #define OFFENDER_SAMPLES 3
+/* open units of one session, one per trace id (the extension's N1_TRACE_UNITS) */
+#define TRACE_UNITS 8
+
+/* A burst of the open unit: where it started, and its call's values and tags. */
+typedef struct BurstInfo
+{
+	const char *file;
+	long		line;
+	char		sample[NORM_MAX_SAMPLE];
+	uint64_t	source_hash;	/* 0: no source */
+	char		source[N1_SOURCE_LEN];
+	char		code_line[N1_CODE_LINE_LEN];
+} BurstInfo;
+
+/*
+ * A unit of work of a session: statements without a trace id, or those of
+ * one trace id (a session shared through a transaction-mode pooler
+ * interleaves requests, as in src/server/query_comment.c).
+ */
+typedef struct Unit
+{
+	struct Session *session;
+	uint64_t	trace_hash;		/* 0: no trace id seen yet */
+	uint64_t	last_used;
+	/* the open unit: where each query was first seen, and its bursts */
+	int			nq;
+	uint64_t	qkeys[UNIT_QUERIES];
+	long		qlines[UNIT_QUERIES];
+	BurstInfo	bursts[N1_UNIT_MAX_BURSTS];
+	N1Detector	det;
+} Unit;
 
 typedef struct Session
 {
@@ -50,27 +88,25 @@ typedef struct Session
 	char		app[64];
 	char		vxid[32];
 	int			vxid_stmts;
-	char		trace[40];
 	uint64_t	last_key;		/* key of the latest statement (for a later "duration:" line) */
 	/* auto_explain: rows of the plan logged just before its statement */
 	bool		has_plan_rows;
 	uint64_t	plan_rows;
 	char		plan_text[64];	/* start of its Query Text */
-	/* the open unit: where each query was first seen, and burst samples */
-	int			nq;
-	uint64_t	qkeys[UNIT_QUERIES];
-	long		qlines[UNIT_QUERIES];
-	const char *burst_file[N1_UNIT_MAX_BURSTS];
-	long		burst_line[N1_UNIT_MAX_BURSTS];
-	char		burst_sample[N1_UNIT_MAX_BURSTS][NORM_MAX_SAMPLE];
-	N1Detector	det;
+	/* units: the first from the start, the others at the first need */
+	int64_t		max_gap_us;
+	int			n_units;
+	Unit	   *units[TRACE_UNITS];
+	Unit	   *cur;			/* the unit of the latest statement */
 } Session;
 
+/* One row: query, parent, kind and source (one row per endpoint, as in n1_offenders). */
 typedef struct Offender
 {
 	uint64_t	qkey;			/* 0 = free slot */
 	uint64_t	parent;
 	N1Kind		kind;
+	uint64_t	source_hash;
 	int64_t		log_qid;
 	int64_t		parent_log_qid;
 	int64_t		bursts,
@@ -81,6 +117,8 @@ typedef struct Offender
 	int64_t		first_us,
 				last_us;
 	char		app[64];
+	char		source[N1_SOURCE_LEN];	/* of the latest burst, "" without a comment */
+	char		code_line[N1_CODE_LINE_LEN];
 	int			n_samples;
 	char		samples[OFFENDER_SAMPLES][NORM_MAX_SAMPLE];
 	const char *file;
@@ -111,6 +149,10 @@ static struct
 	size_t		nsessions;
 	Session    *lru_head,
 			   *lru_tail;
+	/* units beyond a session's first, in all */
+	size_t		max_extra_units;
+	size_t		extra_units;
+	uint64_t	use_clock;		/* orders units by last use */
 	/* offenders */
 	Offender   *off;
 	size_t		off_mask;
@@ -127,13 +169,14 @@ static struct
 /* ---------- offenders ---------- */
 
 static Offender *
-offender_slot(uint64_t qkey, uint64_t parent, N1Kind kind)
+offender_slot(uint64_t qkey, uint64_t parent, N1Kind kind, uint64_t source_hash)
 {
-	uint64_t	h = n1_hash_mix(qkey ^ n1_hash_mix(parent + (uint64_t) kind));
+	uint64_t	h = n1_hash_mix(qkey ^ n1_hash_mix(parent + (uint64_t) kind) ^ source_hash);
 	size_t		i = (size_t) h & S.off_mask;
 
 	while (S.off[i].qkey != 0 &&
-		   !(S.off[i].qkey == qkey && S.off[i].parent == parent && S.off[i].kind == kind))
+		   !(S.off[i].qkey == qkey && S.off[i].parent == parent && S.off[i].kind == kind &&
+			 S.off[i].source_hash == source_hash))
 		i = (i + 1) & S.off_mask;
 	return &S.off[i];
 }
@@ -160,13 +203,15 @@ remember_qid(uint64_t key, int64_t qid)
 static void
 burst_ended(void *arg, const N1Burst *b, N1UnitEndReason reason)
 {
-	Session    *s = arg;
+	Unit	   *u = arg;
+	Session    *s = u->session;
+	const BurstInfo *bi = &u->bursts[b->index];
 	Offender   *o;
 
 	(void) reason;
 	if (b->kind == N1_KIND_NONE)
 		return;
-	o = offender_slot(b->query_id, b->parent_query_id, b->kind);
+	o = offender_slot(b->query_id, b->parent_query_id, b->kind, bi->source_hash);
 	if (o->qkey == 0)
 	{
 		if (S.noff >= S.max_offenders)
@@ -179,9 +224,10 @@ burst_ended(void *arg, const N1Burst *b, N1UnitEndReason reason)
 		o->qkey = b->query_id;
 		o->parent = b->parent_query_id;
 		o->kind = b->kind;
+		o->source_hash = bi->source_hash;
 		o->first_us = b->first_start_us;
-		o->file = s->burst_file[b->index];
-		o->line = s->burst_line[b->index];
+		o->file = bi->file;
+		o->line = bi->line;
 	}
 	o->bursts++;
 	o->calls += b->calls;
@@ -192,12 +238,17 @@ burst_ended(void *arg, const N1Burst *b, N1UnitEndReason reason)
 	o->exec_us += b->exec_us;
 	if (b->first_start_us < o->first_us)
 		o->first_us = b->first_start_us;
-	if (b->last_end_us > o->last_us)
+	if (b->last_end_us >= o->last_us)
+	{
+		/* the latest burst gives the code line (the source is the row's) */
 		o->last_us = b->last_end_us;
+		memcpy(o->source, bi->source, sizeof(o->source));
+		memcpy(o->code_line, bi->code_line, sizeof(o->code_line));
+	}
 	if (s->has_app)
 		snprintf(o->app, sizeof(o->app), "%s", s->app);
-	if (o->n_samples < OFFENDER_SAMPLES && s->burst_sample[b->index][0])
-		snprintf(o->samples[o->n_samples++], NORM_MAX_SAMPLE, "%s", s->burst_sample[b->index]);
+	if (o->n_samples < OFFENDER_SAMPLES && bi->sample[0])
+		snprintf(o->samples[o->n_samples++], NORM_MAX_SAMPLE, "%s", bi->sample);
 	if (o->log_qid == 0)
 		o->log_qid = log_qid(b->query_id);
 	if (o->parent_log_qid == 0 && b->parent_query_id)
@@ -232,12 +283,49 @@ lru_push(Session *s)
 		S.lru_tail = s;
 }
 
+static Unit *
+unit_new(Session *s)
+{
+	Unit	   *u = calloc(1, sizeof(Unit));
+	N1DetectorConfig cfg = {
+		.min_calls = S.min_calls,
+		.min_calls_proven = 0,
+		.max_gap_us = s->max_gap_us,
+		.burst_ended = burst_ended,
+		.arg = u
+	};
+
+	if (u == NULL)
+	{
+		fprintf(stderr, "n1scan: out of memory\n");
+		exit(2);
+	}
+	u->session = s;
+	n1_detector_init(&u->det, &cfg);
+	s->units[s->n_units++] = u;
+	return u;
+}
+
+static bool
+session_in_unit(const Session *s)
+{
+	for (int i = 0; i < s->n_units; i++)
+		if (s->units[i]->det.in_unit)
+			return true;
+	return false;
+}
+
 static void
 session_drop(Session *s, N1UnitEndReason reason)
 {
 	Session   **pp = &S.buckets[s->hash % S.nbuckets];
 
-	n1_detector_end_unit(&s->det, reason);
+	for (int i = 0; i < s->n_units; i++)
+	{
+		n1_detector_end_unit(&s->units[i]->det, reason);
+		free(s->units[i]);
+	}
+	S.extra_units -= s->n_units - 1;
 	while (*pp != s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
@@ -275,7 +363,7 @@ session_get(const LogEntry *e, bool create)
 		Session    *old = S.lru_tail;
 		bool		idle = e->ts_us - old->last_ts > S.max_gap_us + e->ts_precision_us;
 
-		if (!idle && old->det.in_unit)
+		if (!idle && session_in_unit(old))
 			S.sessions_evicted_active++;
 		session_drop(old, idle ? N1_END_GAP : N1_END_EXIT);
 	}
@@ -292,19 +380,69 @@ session_get(const LogEntry *e, bool create)
 	lru_push(s);
 	S.nsessions++;
 	S.sessions_seen++;
-	{
-		N1DetectorConfig cfg = {
-			.min_calls = S.min_calls,
-			.min_calls_proven = 0,
-			/* second-precision timestamps (%t) blur gaps by up to a second */
-			.max_gap_us = S.max_gap_us + (e->ts_precision_us >= 1000000 ? e->ts_precision_us : 0),
-			.burst_ended = burst_ended,
-			.arg = s
-		};
-
-		n1_detector_init(&s->det, &cfg);
-	}
+	/* second-precision timestamps (%t) blur gaps by up to a second */
+	s->max_gap_us = S.max_gap_us + (e->ts_precision_us >= 1000000 ? e->ts_precision_us : 0);
+	s->cur = unit_new(s);
 	return s;
+}
+
+/*
+ * The unit for a statement of trace id trace (not 0), which differs from the
+ * current unit's, as the extension chooses it (src/server/query_comment.c):
+ * the current unit takes it when it has none yet (a request's first
+ * statements may carry no comment); else the unit of that trace id, or one
+ * with no open unit of work (the current one first: a session without a
+ * pooler keeps one unit), or a new one, or the one idle the longest (its
+ * unit ends).  Units idle longer than the gap end here too.  At most
+ * TRACE_UNITS a session, and max_extra_units beyond the first in all.
+ */
+static Unit *
+unit_switch(Session *s, uint64_t trace, int64_t now_us)
+{
+	Unit	   *cur = s->cur,
+			   *chosen = NULL,
+			   *oldest = NULL;
+
+	cur->last_used = ++S.use_clock;
+	if (cur->trace_hash == 0)
+	{
+		cur->trace_hash = trace;
+		return cur;
+	}
+	for (int i = 0; i < s->n_units; i++)
+	{
+		Unit	   *u = s->units[i];
+
+		if (u->trace_hash == trace)
+			chosen = u;
+		else if (u != cur && u->det.in_unit && now_us - u->det.last_activity_us > s->max_gap_us)
+			n1_detector_end_unit(&u->det, N1_END_GAP);
+	}
+	if (chosen)
+		return chosen;
+	if (!cur->det.in_unit)
+		chosen = cur;
+	for (int i = 0; i < s->n_units && chosen == NULL; i++)
+	{
+		Unit	   *u = s->units[i];
+
+		if (u != cur && !u->det.in_unit)
+			chosen = u;
+		else if (u != cur && (oldest == NULL || u->last_used < oldest->last_used))
+			oldest = u;
+	}
+	if (chosen == NULL && s->n_units < TRACE_UNITS && S.extra_units < S.max_extra_units)
+	{
+		chosen = unit_new(s);
+		S.extra_units++;
+	}
+	if (chosen == NULL)
+	{
+		chosen = oldest ? oldest : cur;
+		n1_detector_end_unit(&chosen->det, N1_END_REQUEST);
+	}
+	chosen->trace_hash = trace;
+	return chosen;
 }
 
 /* ---------- statement events ---------- */
@@ -322,36 +460,45 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 	NormResult nr;
 	N1Statement st;
 	N1StatementResult res;
+	uint64_t	trace = n1_query_trace_hash(text, len);
+	Unit	   *u;
 
 	norm_statement(text, len, &nr);
 	S.statements++;
 
-	/* unit boundaries the front end knows of */
-	if (e->has_app)
-	{
-		if (s->has_app && strcmp(s->app, e->app) != 0)
-			n1_detector_end_unit(&s->det, N1_END_APPLICATION);
-		snprintf(s->app, sizeof(s->app), "%s", e->app);
-		s->has_app = true;
-	}
-	if (nr.trace_id[0] && strcmp(nr.trace_id, s->trace) != 0)
-	{
-		n1_detector_end_unit(&s->det, N1_END_EXIT);
-		memcpy(s->trace, nr.trace_id, sizeof(s->trace));
-	}
 	if (e->vxid[0] && !(strlen(e->vxid) >= 2 && strcmp(e->vxid + strlen(e->vxid) - 2, "/0") == 0))
 	{
 		if (strcmp(e->vxid, s->vxid) != 0)
 		{
-			/* a new transaction after a block of several statements */
+			/*
+			 * a new transaction after a block of several statements: the
+			 * block's unit (the latest statement's) ends
+			 */
 			if (s->vxid_stmts >= 2)
-				n1_detector_end_unit(&s->det, N1_END_TRANSACTION);
+				n1_detector_end_unit(&s->cur->det, N1_END_TRANSACTION);
 			snprintf(s->vxid, sizeof(s->vxid), "%s", e->vxid);
 			s->vxid_stmts = 0;
 		}
 		s->vxid_stmts++;
 	}
 
+	/*
+	 * A change of application_name ends the current unit unless it is a
+	 * trace id's (behind a pooler the name changes with every switch of
+	 * client); then a trace id (or request id) in the comment other than
+	 * the current unit's takes the statement to that trace id's unit.  In
+	 * this order, as in the extension.
+	 */
+	if (e->has_app)
+	{
+		if (s->has_app && strcmp(s->app, e->app) != 0 && s->cur->trace_hash == 0)
+			n1_detector_end_unit(&s->cur->det, N1_END_APPLICATION);
+		snprintf(s->app, sizeof(s->app), "%s", e->app);
+		s->has_app = true;
+	}
+	if (trace != 0 && trace != s->cur->trace_hash)
+		s->cur = unit_switch(s, trace, e->ts_us - dur_us);
+	u = s->cur;
 	memset(&st, 0, sizeof(st));
 	st.query_id = nr.key;
 	st.end_us = e->ts_us;
@@ -387,35 +534,41 @@ statement(Session *s, const LogEntry *e, const char *text, size_t len, int64_t d
 		st.param_hash = nr.param_hash;
 	if (e->has_query_id && !nr.cursor)
 		remember_qid(nr.key, e->query_id);	/* (a DECLARE's id is not its query's) */
-	n1_detector_statement(&s->det, &st, &res);
+	n1_detector_statement(&u->det, &st, &res);
 	s->last_ts = e->ts_us;
 	s->last_key = nr.key;
 	if (res.unit_started)
-		s->nq = 0;
+		u->nq = 0;
 	if (nr.key != 0)
 	{
 		int			i;
 
-		for (i = 0; i < s->nq; i++)
-			if (s->qkeys[i] == nr.key)
+		for (i = 0; i < u->nq; i++)
+			if (u->qkeys[i] == nr.key)
 				break;
-		if (i == s->nq && s->nq < UNIT_QUERIES)
+		if (i == u->nq && u->nq < UNIT_QUERIES)
 		{
-			s->qkeys[s->nq] = nr.key;
-			s->qlines[s->nq++] = e->line;
+			u->qkeys[u->nq] = nr.key;
+			u->qlines[u->nq++] = e->line;
 		}
 		if (res.crossed && res.burst)
 		{
-			int			b = res.burst->index;
+			/* the call that makes the burst gives its tags, as in the extension */
+			BurstInfo  *bi = &u->bursts[res.burst->index];
+			N1QueryTags tags;
 
-			s->burst_file[b] = e->file;
-			s->burst_line[b] = i < s->nq ? s->qlines[i] : e->line;
-			memcpy(s->burst_sample[b], nr.sample, NORM_MAX_SAMPLE);
+			bi->file = e->file;
+			bi->line = i < u->nq ? u->qlines[i] : e->line;
+			memcpy(bi->sample, nr.sample, NORM_MAX_SAMPLE);
+			n1_query_tags(text, len, &tags);
+			bi->source_hash = tags.source_hash;
+			memcpy(bi->source, tags.source, sizeof(bi->source));
+			memcpy(bi->code_line, tags.code_line, sizeof(bi->code_line));
 		}
 	}
 	if (nr.cls == STMT_END_BLOCK)
 	{
-		n1_detector_end_unit(&s->det, N1_END_TRANSACTION);
+		n1_detector_end_unit(&u->det, N1_END_TRANSACTION);
 		s->vxid[0] = '\0';
 		s->vxid_stmts = 0;
 	}
@@ -434,6 +587,27 @@ duration(const char **pp)
 	while (**pp == ' ')
 		(*pp)++;
 	return (int64_t) (ms * 1000.0);
+}
+
+/*
+ * The bound values of an extended-protocol entry, from its DETAIL:
+ * "parameters: $1 = '5'" up to PostgreSQL 17, "Parameters: $1 = '5'" from
+ * 18.  Both versions give them with the execute line, whether it is logged
+ * before the statement runs (log_statement = all; its "duration:" line then
+ * comes bare) or after it, with its duration (log_min_duration_statement);
+ * the bind line's copy is not needed.  NULL when not logged
+ * (log_parameter_max_length = 0, or no parameters).
+ */
+static const char *
+bound_params(const LogEntry *e, size_t *len)
+{
+	const char *d = e->detail.data;
+
+	if (d == NULL || e->detail.len < 12 || (d[0] != 'p' && d[0] != 'P') ||
+		strncmp(d + 1, "arameters: ", 11) != 0)
+		return NULL;
+	*len = e->detail.len - 12;
+	return d + 12;
 }
 
 static void
@@ -493,19 +667,24 @@ entry(LogEntry *e, void *arg)
 		s = session_get(e, true);
 		statement(s, e, m, e->message.data + e->message.len - m, dur, NULL, 0);
 	}
+	else if (starts(m, "execute fetch from "))
+	{
+		/*
+		 * More rows of a portal run with a row limit (JDBC's fetchSize):
+		 * the same execution, not another call.
+		 */
+	}
 	else if (starts(m, "execute "))
 	{
 		const char *colon = strstr(m, ": ");
-		const char *d = e->detail.data;
+		size_t		plen = 0;
+		const char *params = bound_params(e, &plen);
 
 		if (colon == NULL)
 			return;
 		m = colon + 2;
 		s = session_get(e, true);
-		if (d && starts(d, "parameters: "))
-			statement(s, e, m, e->message.data + e->message.len - m, dur, d + 12, e->detail.len - 12);
-		else
-			statement(s, e, m, e->message.data + e->message.len - m, dur, NULL, 0);
+		statement(s, e, m, e->message.data + e->message.len - m, dur, params, plen);
 	}
 	else if (starts(m, "disconnection: "))
 	{
@@ -584,7 +763,9 @@ cmp_off(const void *a, const void *b)
 		return x->calls > y->calls ? -1 : 1;
 	tx = norm_query_text(x->qkey, NULL, NULL);
 	ty = norm_query_text(y->qkey, NULL, NULL);
-	return strcmp(tx ? tx : "", ty ? ty : "");
+	if (strcmp(tx ? tx : "", ty ? ty : "") != 0)
+		return strcmp(tx ? tx : "", ty ? ty : "");
+	return strcmp(x->source, y->source);
 }
 
 static int
@@ -641,6 +822,10 @@ report(FILE *f)
 			json_str(f, last);
 			fputs(", \"application_name\": ", f);
 			json_str(f, o->app);
+			fputs(", \"source\": ", f);
+			json_str(f, o->source[0] ? o->source : NULL);
+			fputs(", \"code_line\": ", f);
+			json_str(f, o->code_line[0] ? o->code_line : NULL);
 			fputs(", \"sample_params\": [", f);
 			for (int k = 0; k < o->n_samples; k++)
 			{
@@ -664,6 +849,10 @@ report(FILE *f)
 			if (o->app[0])
 				fprintf(f, ", application %s", o->app);
 			fputc('\n', f);
+			if (o->source[0])
+				fprintf(f, "  source:          %s\n", o->source);
+			if (o->code_line[0])
+				fprintf(f, "  code line:       %s\n", o->code_line);
 			if (o->log_qid)
 				fprintf(f, "  queryid %lld\n", (long long) o->log_qid);
 			for (int k = 0; k < o->n_samples; k++)
@@ -846,6 +1035,7 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 
 	S.nbuckets = S.max_sessions * 2 + 1;
+	S.max_extra_units = S.max_sessions;	/* at most twice the sessions' units */
 	S.buckets = calloc(S.nbuckets, sizeof(Session *));
 	{
 		size_t		n = 1024;

@@ -15,8 +15,10 @@
  *				 values), a bounded cache of it, and libpg_query's
  *				 fingerprint and normalized text once per new text shape.
  *	 n1scan.c	 the program: options, statement events out of entries,
- *				 sessions and units (bounded), the detector, offenders and
- *				 the report (text or JSON), --fail-on.
+ *				 sessions and units (bounded), the detector, offenders (one
+ *				 per query, parent, kind and source: the request's tags from
+ *				 src/core/query_comment.c) and the report (text or JSON),
+ *				 --fail-on.
  *
  * Nothing here may abort on bad input: a line that cannot be read is
  * reported with its file and line, and reading carries on.  Memory is
@@ -115,7 +117,6 @@ typedef struct NormResult
 	bool		placeholders;	/* the text has $n parameters */
 	bool		cursor;			/* DECLARE CURSOR: key, values of its query */
 	char		sample[NORM_MAX_SAMPLE];	/* the literal constants, as text */
-	char		trace_id[40];	/* traceparent's trace id in a comment, or "" */
 } NormResult;
 
 typedef struct NormStats

@@ -5,19 +5,18 @@
  *
  *		A lexical pass over each text removes constants, comments and
  *		spacing (and notes the shape: an IN (...) list of values, an
- *		ANY/SOME/ALL (...) array, the statement's class, a traceparent in a
- *		comment); its hash indexes a bounded, direct-mapped cache, so each
- *		distinct text shape is given to libpg_query once, whatever its
- *		constants.  The query key is libpg_query's fingerprint mixed with
- *		the shape: the fingerprint ignores IN-list length and merges
- *		"= $1", "IN (...)" and "= ANY($1)", which must stay apart (an N+1
- *		and its fix).  A text libpg_query rejects (newer syntax) is keyed by
+ *		ANY/SOME/ALL (...) array, the statement's class); its hash indexes
+ *		a bounded, direct-mapped cache, so each distinct text shape is
+ *		given to libpg_query once, whatever its constants.  The query key
+ *		is libpg_query's fingerprint mixed with the shape: the fingerprint
+ *		ignores IN-list length and merges "= $1", "IN (...)" and
+ *		"= ANY($1)", which must stay apart (an N+1 and its fix).  A text libpg_query rejects (newer syntax) is keyed by
  *		its lexical form and counted.  Each new key gets its normalized text
  *		(pg_query_normalize) once; the key table is bounded.
  *
  *		Parameter values hash with the server's canonical rule
  *		(src/core/value_hash.c): the literal constants of the text, or the
- *		bound values of a "parameters:" DETAIL line.
+ *		bound values of a "parameters:" DETAIL line ("Parameters:" from 18).
  *
  * Must never: call pg_query_exit() (only the program's end may), keep a
  * libpg_query result unfreed, grow without bound.
@@ -95,7 +94,6 @@ typedef struct Lex
 	size_t		sample_len;
 	int			n_literals;
 	bool		placeholders;
-	char	   *trace_id;
 	/* DECLARE ... CURSOR ... FOR <query>: where the query starts */
 	bool		declare;
 	bool		cursor;
@@ -166,26 +164,6 @@ constant(Lex *x, const char *p, size_t n)
 	x->after_open = 0;
 	emit(x, "?", 1);
 	add_sample(x, p, n);
-}
-
-static void
-trace_in_comment(Lex *x, const char *p, size_t n)
-{
-	const char *t;
-
-	if (x->trace_id == NULL || n < 40)
-		return;
-	t = memmem(p, n, "traceparent", 11);
-	if (t == NULL)
-		return;
-	/* traceparent='00-<32 hex>-<16 hex>-01' (maybe URL-encoded quotes) */
-	for (const char *q = t + 11; q + 35 <= p + n && q < t + 24; q++)
-		if (q[0] == '0' && q[1] == '0' && q[2] == '-')
-		{
-			memcpy(x->trace_id, q + 3, 32);
-			x->trace_id[32] = '\0';
-			return;
-		}
 }
 
 static void
@@ -260,8 +238,6 @@ lex(const char *p, size_t len, Lex *x)
 	x->sample_len = 0;
 	if (x->sample)
 		x->sample[0] = '\0';
-	if (x->trace_id)
-		x->trace_id[0] = '\0';
 
 	while (i < len)
 	{
@@ -280,7 +256,6 @@ lex(const char *p, size_t len, Lex *x)
 		}
 		else if (c == '/' && i + 1 < len && p[i + 1] == '*')
 		{
-			size_t		start = i;
 			int			depth = 1;
 
 			for (i += 2; i < len && depth > 0; i++)
@@ -290,7 +265,6 @@ lex(const char *p, size_t len, Lex *x)
 				else if (p[i] == '/' && i + 1 < len && p[i + 1] == '*')
 					depth++, i++;
 			}
-			trace_in_comment(x, p + start, i - start);
 			x->space = true;
 		}
 		else if (c == '\'')
@@ -507,7 +481,6 @@ norm_statement(const char *text, size_t len, NormResult *out)
 	st.statements++;
 	out->cursor = false;
 	x.sample = out->sample;
-	x.trace_id = out->trace_id;
 	lex(text, len, &x);
 	out->cls = x.cls;
 	out->n_literals = x.n_literals;

@@ -18,6 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
 use File::Copy;
+use IO::Socket::UNIX;
 use N1Test;
 
 my $prefix = '%m [%p] %q[%c] %a %Q ';
@@ -43,6 +44,46 @@ $ENV{UBSAN_OPTIONS} = 'halt_on_error=1:exitcode=99';
 ok(-x $n1scan, 'n1scan is installed beside the server programs');
 
 my $connstr = $node->connstr('postgres');
+
+# The extended protocol's row limit: one Execute of a portal with at most one
+# row, then more Executes of the same portal (JDBC's fetchSize does this),
+# which the server logs as "execute fetch from": one execution, never a
+# duplicate.  No client here sets a row limit, so this speaks the protocol
+# itself over the server's socket: Parse, Bind (6 rows), 7 x Execute (1
+# row), Sync.  Returns the number of PortalSuspended messages (6).
+sub fetch_in_pieces
+{
+	my ($node) = @_;
+	my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $node->host . '/.s.PGSQL.' . $node->port)
+	  or die "cannot connect: $!";
+	my $msg = sub { my ($type, $body) = @_; return $type . pack('N', length($body) + 4) . $body; };
+	my $until_ready = sub {
+		my $suspended = 0;
+		for (;;)
+		{
+			my ($head, $body) = ('', '');
+			read($sock, $head, 5) == 5 or die 'connection closed';
+			my ($type, $len) = unpack('a N', $head);
+			read($sock, $body, $len - 4) if $len > 4;
+			die "server error: $body" if $type eq 'E';
+			$suspended++ if $type eq 's';
+			return $suspended if $type eq 'Z';
+		}
+	};
+	my $startup = pack('N', 196608) . "user\0" . ($ENV{PGUSER} // scalar getpwuid($<))
+	  . "\0database\0postgres\0application_name\0fetch_in_pieces\0\0";
+	print $sock pack('N', length($startup) + 4) . $startup;
+	$until_ready->();
+	print $sock $msg->('P', "\0SELECT id, title FROM books WHERE id <= \$1 ORDER BY id\0" . pack('n', 0))
+	  . $msg->('B', "\0\0" . pack('n', 0) . pack('n', 1) . pack('N', 1) . '6' . pack('n', 0))
+	  . join('', map { $msg->('E', "\0" . pack('N', 1)) } 1 .. 7)
+	  . $msg->('S', '');
+	my $suspended = $until_ready->();
+	print $sock $msg->('X', '');
+	close $sock;
+	return $suspended;
+}
+is(fetch_in_pieces($node), 6, 'a portal fetched a row at a time');
 
 # literal SQL: the list of books 1..6, then the author of each
 $node->safe_psql('postgres', N1Test::n_plus_one_sql(list_size => 6));
@@ -138,10 +179,11 @@ for my $f ('scan.log', 'scan.csv', 'scan.json')
 	ok((grep { /^duplicate \| SELECT title FROM books WHERE id = \$1 \| -$/ } @rows), "$f: the duplicate");
 	ok(!(grep { /author_id = \$1 ORDER BY id/ } @rows), "$f: nothing for a loop under min_calls");
 	ok(!(grep { /SELECT id, name FROM authors/ } @rows), "$f: = \$1, IN (...) and = ANY(...) are three queries");
+	ok(!(grep { /WHERE id <= / } @rows), "$f: a portal fetched in pieces is one execution");
 	my $rows = decode_json($out);
 	my ($lit) = grep { $_->{kind} eq 'n_plus_one' && $_->{parent_query} =~ /AND \$2 ORDER/ } @$rows;
 	is_deeply([ sort keys %$lit ], [ sort qw(kind query parent_query queryid parent_queryid fingerprint bursts calls
-		max_calls distinct_params total_ms first_seen last_seen application_name sample_params log_file log_line) ],
+		max_calls distinct_params total_ms first_seen last_seen application_name source code_line sample_params log_file log_line) ],
 		"$f: the JSON keys the README lists");
 	is($lit->{calls}, 6, "$f: calls of the literal N+1");
 	is($lit->{distinct_params}, 6, "$f: distinct parameters");
@@ -151,12 +193,7 @@ for my $f ('scan.log', 'scan.csv', 'scan.json')
 	like($lines[ $lit->{log_line} - 1 ], qr/SELECT name FROM authors WHERE id = /, "$f: log_line points at the first call");
 	my ($prep) = grep { $_->{kind} eq 'n_plus_one' && $_->{parent_query} =~ /\+ \$3/ } @$rows;
 	is($prep->{calls}, 18, "$f: calls of the prepared N+1 (3 transactions)");
-	{
-		# known gap: with log_statement = all, 18 logs a prepared statement's
-		# parameters with its bind and execute lines, not its duration line
-		local $TODO = $node->pg_version >= 18 ? "n1scan on PostgreSQL 18's extended-protocol log lines" : undef;
-		like($prep->{sample_params}[0], qr/^\$1 = '\d+'$/, "$f: sample parameters from the DETAIL line");
-	}
+	like($prep->{sample_params}[0], qr/^\$1 = '\d+'$/, "$f: sample parameters from the DETAIL line");
 	# the text report, without file names and lines, is the same for every format
 	(undef, my $text) = scan($n1scan, @p, "$logdir/$f");
 	$text =~ s/first burst at .*//g;
@@ -191,7 +228,7 @@ for (1 .. 300)
 }
 my (undef, $units) = scan($asan, "--prefix=$prefix", '--max-gap=600000', '--min-calls=4', '--format=json', "$logdir/units.log");
 my @units = grep { /authors WHERE id = \$1/ } rows_of($units);
-is(scalar(@units), 1, 'one N+1 in the three sessions: a new traceparent and a new application_name end the unit');
+is(scalar(@units), 1, 'one N+1 in the three sessions: a new traceparent (a unit of its own) and a new application_name end the unit');
 like($units[0], qr/^n_plus_one \| SELECT name FROM authors WHERE id = \$1 \| SELECT id, author_id FROM books/, 'the session without either');
 is(decode_json($units)->[0]{calls}, 6, 'with its 6 calls');
 is(decode_json($units)->[0]{bursts}, 1, 'in one burst');
@@ -213,6 +250,44 @@ is(join("\n", grep { /authors/ } rows_of($noparams)), 'n_plus_one | SELECT name 
 	. 'SELECT id, author_id FROM books WHERE id BETWEEN $1 AND $2 + $3 ORDER BY id',
 	'parameters not logged: an N+1, not a duplicate');
 $node->append_conf('postgresql.conf', "log_parameter_max_length = -1\n");
+$node->reload;
+
+# log_min_duration_statement alone (log_statement = none; the test cluster's
+# default is all, used above): each execute line is logged once it ran, with
+# its duration and its bound values (DETAIL "parameters:" up to 17,
+# "Parameters:" from 18), in every format: the prepared loop over distinct
+# values is an N+1 with its values, the same value six times a duplicate
+my $dup_script = $node->basedir . '/duplicate.sql';
+write_file($dup_script, "\\set a 9\nBEGIN;\n" . ("SELECT author_id FROM books WHERE id = :a;\n" x 6) . "COMMIT;\n");
+$node->append_conf('postgresql.conf', "log_statement = none\nlog_filename = 'durations.log'\n");
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('log_filename') = 'durations.log'") or die;
+$node->command_ok([ 'pgbench', '-n', '-M', 'prepared', '-t', '1', '-f', $script, $connstr ], 'pgbench N+1, durations only');
+$node->command_ok([ 'pgbench', '-n', '-M', 'prepared', '-t', '1', '-f', $dup_script, $connstr ], 'pgbench duplicate, durations only');
+is(fetch_in_pieces($node), 6, 'a portal fetched a row at a time, durations only');
+$node->safe_psql('postgres', "SELECT 'n1scan durations marker'");
+for my $f ('durations.log', 'durations.csv', 'durations.json')
+{
+	for (1 .. 300)
+	{
+		last if -f "$logdir/$f" && slurp_file("$logdir/$f") =~ /n1scan durations marker/;
+		select(undef, undef, undef, 0.1);
+	}
+	my @p = $f =~ /\.log$/ ? ("--prefix=$prefix") : ();
+	my ($rc, $out, $err) = scan($asan, @p, '--format=json', "$logdir/$f");
+	is($rc, 0, "$f: exit 0") or diag($err);
+	like(slurp_file("$logdir/$f"), qr/duration: [0-9.]+ ms  execute [^:]+: SELECT name FROM authors/, "$f: the execute lines carry their duration");
+	like(slurp_file("$logdir/$f"), qr/duration: [0-9.]+ ms  execute fetch from <unnamed>: SELECT id, title FROM books WHERE id <= /, "$f: and the fetches theirs");
+	is(join("\n", grep { /authors|author_id FROM books WHERE id = / } rows_of($out)),
+		"n_plus_one | SELECT name FROM authors WHERE id = \$1 | SELECT id, author_id FROM books WHERE id BETWEEN \$1 AND \$2 + \$3 ORDER BY id\n"
+		. 'duplicate | SELECT author_id FROM books WHERE id = $1 | -',
+		"$f: the prepared N+1 and the prepared duplicate");
+	ok(!(grep { /WHERE id <= / } rows_of($out)), "$f: a portal fetched in pieces is one execution");
+	my ($n1) = grep { $_->{kind} eq 'n_plus_one' } @{ decode_json($out) };
+	like($n1->{sample_params}[0], qr/^\$1 = '\d+'$/, "$f: sample parameters of the execute line");
+	is($n1->{distinct_params}, 6, "$f: six distinct values");
+}
+$node->append_conf('postgresql.conf', "log_statement = all\n");
 $node->reload;
 
 # --follow: a growing file is read until SIGTERM, then reported (what was

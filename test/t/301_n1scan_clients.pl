@@ -113,10 +113,6 @@ for my $trap (qw(keyset same_shape health duplicate))
 	for my $f ('clients.csv', 'clients.log')
 	{
 		my @scan = scan_rows($f);
-		# known gap: on 18 n1scan takes this duplicate for an N+1 (the parameters
-		# of 18's extended-protocol log lines)
-		local $TODO = $trap eq 'duplicate' && $node->pg_version >= 18
-		  ? "n1scan on PostgreSQL 18's extended-protocol log lines" : undef;
 		is(join("\n", map { "$_->{kind} | $_->{query} | $_->{parent}" } grep { $_->{kind} eq 'n_plus_one' } @scan), '',
 			"psycopg trap $trap ($f): n1scan reports no N+1");
 	}
