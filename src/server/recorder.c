@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/parallel.h"
 #include "access/transam.h"
 #include "access/xact.h"
@@ -31,8 +32,12 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/expandeddatum.h"
 #include "utils/portal.h"
 #include "utils/timestamp.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
 #else
@@ -240,6 +245,58 @@ type_len_byval(Oid typid, int16 *typlen, bool *typbyval)
 	*typbyval = t->typbyval;
 }
 
+#define FLAT_HASH_MAX 1024		/* expanded values up to this flat size are hashed by content */
+
+/*
+ * Hash of a varlena parameter by its value, never by a pointer: a toasted
+ * value by its TOAST identity (the same stored value hashes alike), an
+ * expanded one (a PL/pgSQL array variable) by its flat form when small (into
+ * a static buffer: no allocation), else by its flat size.
+ */
+static uint64
+hash_varlena(Datum value)
+{
+	static union
+	{
+		char		data[FLAT_HASH_MAX];
+		double		align;
+	}			flat;
+	struct varlena *p = (struct varlena *) DatumGetPointer(value);
+
+	if (likely(!VARATT_IS_EXTERNAL(p)))
+		return hash_text(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
+	if (VARATT_IS_EXTERNAL_ONDISK(p))
+	{
+		struct varatt_external ext;
+
+		VARATT_EXTERNAL_GET_POINTER(ext, p);
+		return hash_combine64(((uint64) ext.va_toastrelid << 32) | ext.va_valueid,
+							  (uint64) ext.va_rawsize);
+	}
+	if (VARATT_IS_EXTERNAL_INDIRECT(p))
+	{
+		struct varatt_indirect redirect;
+
+		VARATT_EXTERNAL_GET_POINTER(redirect, p);
+		if (!VARATT_IS_EXTERNAL((struct varlena *) redirect.pointer))
+			return hash_text(VARDATA_ANY(redirect.pointer), VARSIZE_ANY_EXHDR(redirect.pointer));
+		return UINT64CONST(0x4e1d1ec7);
+	}
+	if (VARATT_IS_EXTERNAL_EXPANDED(p))
+	{
+		ExpandedObjectHeader *eoh = DatumGetEOHP(value);
+		Size		size = EOH_get_flat_size(eoh);
+
+		if (size >= VARHDRSZ && size <= FLAT_HASH_MAX)
+		{
+			EOH_flatten_into(eoh, flat.data, size);
+			return hash_text(flat.data + VARHDRSZ, size - VARHDRSZ);
+		}
+		return hash_combine64(UINT64CONST(0xe4a9d3d1), (uint64) size);
+	}
+	return UINT64CONST(0x4e1d1ec7);
+}
+
 /* Hash of the bound parameter values of one execution (0 when none). */
 static uint64
 hash_params(ParamListInfo params)
@@ -273,11 +330,7 @@ hash_params(ParamListInfo params)
 			if (typbyval)
 				v = (uint64) prm->value;
 			else if (typlen == -1)
-			{
-				struct varlena *p = (struct varlena *) DatumGetPointer(prm->value);
-
-				v = hash_text(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
-			}
+				v = hash_varlena(prm->value);
 			else if (typlen == -2)
 			{
 				const char *p = DatumGetCString(prm->value);

@@ -354,4 +354,38 @@ PY
 	N1Test::server_survived($node, $pid, 'action = error with the extended protocol');
 }
 
+# Parameters that are pointers to their value: a PL/pgSQL array variable is
+# an expanded object, rebuilt at each iteration.  The same value in every
+# call is one parameter set (a duplicate), however its storage moves.
+# (A TOAST pointer is hashed by its value's identity; PL/pgSQL variables
+# arrive detoasted, so no test here reaches that path.)
+for my $case (
+	[ 'an expanded array variable', q{
+		DO $$DECLARE arr int[]; n bigint;
+		BEGIN
+			FOR i IN 1..6 LOOP
+				arr := ARRAY[1, 2, 3];
+				arr[4] := 4;
+				SELECT count(*) INTO n FROM books WHERE author_id = ANY (arr);
+			END LOOP;
+		END$$;}, 'duplicate 6 1' ],
+	[ 'expanded arrays of different values', q{
+		DO $$DECLARE arr int[]; n bigint;
+		BEGIN
+			FOR i IN 1..6 LOOP
+				arr := ARRAY[1, 2, 3];
+				arr[4] := 10 + i;
+				SELECT count(*) INTO n FROM books WHERE author_id = ANY (arr);
+			END LOOP;
+		END$$;}, 'loop 6 6' ])
+{
+	my ($what, $sql, $expect) = @$case;
+	$node->safe_psql('postgres', 'SELECT n1_reset()');
+	$node->safe_psql('postgres', "SET n1detect.max_gap = '10min';\nSET n1detect.track = 'all';\nSET ROLE plain_all;\n$sql");
+	is($node->safe_psql('postgres',
+		q{SELECT kind || ' ' || calls || ' ' || max_distinct_params FROM n1_offenders WHERE query LIKE '%FROM books WHERE%'}),
+		$expect, "$what: parameter sets counted by value");
+}
+N1Test::server_survived($node, $pid, 'parameters held by pointer');
+
 done_testing();
