@@ -259,8 +259,11 @@ key_is(const Pair *pair, const char *name)
 
 /*
  * Appends the value to out[*used..size-1), URL-decoded when quoted (a
- * malformed escape is kept as it is; \' becomes '), control characters as
- * '?'; always leaves out terminated.  Cut where out is full.
+ * malformed escape is kept as it is; \' becomes '; %% becomes %, as
+ * Python's sqlcommenter doubles every % for the driver's formatting, which
+ * psycopg2 undoes only when a statement has parameters: a literal % is
+ * always written %25), control characters as '?'; always leaves out
+ * terminated.  Cut where out is full.
  */
 static void
 append_value(char *out, size_t size, size_t *used, const Pair *pair)
@@ -273,6 +276,8 @@ append_value(char *out, size_t size, size_t *used, const Pair *pair)
 	{
 		unsigned char c = (unsigned char) *p++;
 
+		if (pair->quoted && c == '%' && p < end && *p == '%')
+			p++;
 		if (pair->quoted && c == '%' && end - p >= 2 &&
 			n1_hex_value(p[0]) >= 0 && n1_hex_value(p[1]) >= 0)
 		{
@@ -451,6 +456,8 @@ n1_comment_parse(const char *body, size_t body_len, N1QueryTags *tags)
 	Pair		pair;
 	Pair		found[N_SOURCE_KEYS];
 	bool		have[N_SOURCE_KEYS] = {false};
+	Pair		namespaced;		/* Rails 7.1's namespaced_controller: the controller when alone */
+	bool		have_namespaced = false;
 	bool		any = false;
 	size_t		used = 0;
 
@@ -464,8 +471,16 @@ n1_comment_parse(const char *body, size_t body_len, N1QueryTags *tags)
 				have[i] = true;
 				any = true;
 			}
+		if (!have_namespaced && key_is(&pair, "namespaced_controller") && pair.value_len > 0)
+		{
+			namespaced = pair;
+			have_namespaced = true;
+			any = true;
+		}
+		/* marginalia's line, Rails 7.2's source_location */
 		if (tags->code_line[0] == '\0' &&
-			(key_is(&pair, "line") || key_is(&pair, "code_line")))
+			(key_is(&pair, "line") || key_is(&pair, "code_line") ||
+			 key_is(&pair, "source_location")))
 		{
 			size_t		n = 0;
 
@@ -482,6 +497,11 @@ n1_comment_parse(const char *body, size_t body_len, N1QueryTags *tags)
 		append_value(tags->trace_id, N1_TRACE_ID_LEN, &n, &id);
 		tags->trace_hash = hash_bytes64(id.value, id.value_len);
 		any = true;
+	}
+	if (!have[0] && have_namespaced)
+	{
+		found[0] = namespaced;	/* source_keys[0] is "controller" */
+		have[0] = true;
 	}
 	for (size_t i = 0; i < N_SOURCE_KEYS; i++)
 	{

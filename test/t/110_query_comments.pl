@@ -84,10 +84,7 @@ $node->safe_psql('postgres', tagged(
 my ($source, $code_line) = split /\|/,
   $node->safe_psql('postgres', q{SELECT source, code_line FROM n1_bursts ORDER BY ended_at DESC LIMIT 1}), 2;
 is($source, 'controller=orders action=show', 'Rails 7.2 query log tags: controller and action');
-{
-	local $TODO = 'source_location (Rails 7.2+) is not read as the code line by src/core/query_comment.c';
-	is($code_line, "app/controllers/orders_controller.rb:12:in `show'", 'Rails 7.2 source_location: the code line');
-}
+is($code_line, "app/controllers/orders_controller.rb:12:in `show'", 'Rails 7.2 source_location: the code line');
 
 # Without comments: NULL, as before.
 $node->safe_psql('postgres', N1Test::n_plus_one_sql(first_id => 80));
