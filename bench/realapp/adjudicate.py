@@ -40,6 +40,18 @@ def norm(sql):
     return s
 
 
+def same_text(n1_text, truth_norm):
+    """n1detect's text of a query (cut at 1023 bytes) is the truth's query:
+    n1detect maps every query id of one normalized text to the first one it
+    saw, so a query can come back under the id of its twin."""
+    if not n1_text:
+        return False
+    n = norm(n1_text)
+    if len(n1_text.encode()) < 1000:
+        return n == truth_norm
+    return truth_norm.startswith(n[:-40])
+
+
 def short_sql(s, n=110):
     s = re.sub(r'"[a-z_]+"\."([a-z_]+)"', r"\1", s)     # "table"."col" -> col
     s = re.sub(r"SELECT (?:DISTINCT )?(.{0,40}?)[^()]*? FROM", lambda m: "SELECT %s… FROM" % m.group(1).split(",")[0], s, count=1)
@@ -300,9 +312,9 @@ def score_run(trace):
             r["pnorm"] = norm(r["parent_query"] or "") if r.get("parent_query") else None
 
         def matches(r, p):
-            if p.qids and r["queryid"] is not None:
-                return str(r["queryid"]) in p.qids
-            return r["norm"] == p.norm
+            if p.qids and r["queryid"] is not None and str(r["queryid"]) in p.qids:
+                return True
+            return same_text(r["query"], p.norm)
 
         t.c["pages"] = 1
         t.c["bursts_dropped"] = int(page["info"].get("bursts_dropped") or 0)
@@ -333,7 +345,7 @@ def score_run(trace):
                 if r["kind"] == "n_plus_one":
                     p = hit[0]
                     pq = str(r["parent_queryid"]) if r["parent_queryid"] is not None else None
-                    if pq in p.parent_qids:
+                    if pq in p.parent_qids or same_text(r.get("parent_query"), p.parent_norm):
                         t.c["parent_ok"] += 1
                         r["verdict"] = "TP, parent ok"
                     else:
