@@ -60,4 +60,23 @@ extern bool n1_query_tags(const char *sql, size_t len, N1QueryTags *tags);
  */
 extern uint64_t n1_query_trace_hash(const char *sql, size_t len);
 
+/*
+ * The last comment n1_query_trace_hash_cached found (its bytes and where
+ * they are in the text) and its trace hash.  Zero it before first use.
+ */
+typedef struct N1TraceCache
+{
+	size_t		len;			/* bytes kept; 0: nothing */
+	bool		leading;		/* the text's first bytes (else its last, before white space and ';') */
+	uint64_t	hash;
+	char		bytes[N1_COMMENT_SCAN + 4];	/* a comment and the white space before a leading one */
+} N1TraceCache;
+
+/*
+ * n1_query_trace_hash, remembering the comment it found: a statement whose
+ * comment is byte for byte the previous commented statement's (the same
+ * request, the same code line) costs a memcmp of the comment.
+ */
+extern uint64_t n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len);
+
 #endif							/* N1DETECT_QUERY_COMMENT_H */
