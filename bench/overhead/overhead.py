@@ -766,6 +766,8 @@ def phase_callgrind(b):
                     pid = pipelined_session(os.path.join(b.sock, ".s.PGSQL.%d" % cg.port),
                                             statements[key][:count])
                     outs[(vkey, key, count)] = "%s/%s.%d" % (outdir, vkey, pid)
+                    with open(os.path.join(outdir, "runs.txt"), "a") as f:
+                        f.write("%s %s %d %s\n" % (vkey, key, count, outs[(vkey, key, count)]))
             if preload.startswith("n1detect"):
                 checks[vkey] = b.run(psql + ["-F", " ", "-c",
                                              "SELECT kind, calls, left(query, 40) FROM n1_offenders "

@@ -294,6 +294,9 @@ extern int	n1_capture_take(const struct QueryDesc *queryDesc, const uint64 **val
 /* Units of work open at once in one backend, one per trace id. */
 #define N1_TRACE_UNITS 8
 
+/* Bytes of recorder.c's per-burst state in a unit, at most (checked there). */
+#define N1_UNIT_LOCAL_BYTES 16384
+
 /* One unit of work of a backend: its detector and the front end's state. */
 typedef struct N1TraceUnit
 {

@@ -82,14 +82,27 @@ n1_statement_trace_hash(QueryDesc *queryDesc)
 	return n1_query_trace_hash_cached(&trace_cache, text, len);
 }
 
+/*
+ * The first unit, which every backend that records uses, is static (zero,
+ * its pages touched only as used): allocated from the heap in the middle of
+ * the backend's first statement, it made glibc split and merge chunks on
+ * every later statement (about 150 instructions each).
+ */
+#define FIRST_UNIT_BYTES (offsetof(N1TraceUnit, local) + N1_UNIT_LOCAL_BYTES)
+static uint64 first_unit_storage[(FIRST_UNIT_BYTES + sizeof(uint64) - 1) / sizeof(uint64)];
+
 static N1TraceUnit *
 new_unit(const N1DetectorConfig *config)
 {
-	N1TraceUnit *u = MemoryContextAllocExtended(TopMemoryContext,
-												offsetof(N1TraceUnit, local) + local_bytes,
-												MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	N1TraceUnit *u;
 	N1DetectorConfig c = *config;
 
+	if (n_units == 0 && local_bytes <= N1_UNIT_LOCAL_BYTES)
+		u = (N1TraceUnit *) first_unit_storage;
+	else
+		u = MemoryContextAllocExtended(TopMemoryContext,
+									   offsetof(N1TraceUnit, local) + local_bytes,
+									   MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
 	if (u == NULL)
 		return NULL;
 	c.arg = u;

@@ -71,6 +71,9 @@ typedef struct LocalBurst
 	int			slot_pos;		/* where the slot shows it in progress, or -1 */
 } LocalBurst;
 
+StaticAssertDecl(sizeof(LocalBurst) * N1_UNIT_MAX_BURSTS <= N1_UNIT_LOCAL_BYTES,
+				 "N1_UNIT_LOCAL_BYTES too small for the per-burst state");
+
 /* Type length and by-value flag per type OID, so hashing never reads the catalog twice. */
 #define TYPE_CACHE_SLOTS 64
 typedef struct TypeInfo
