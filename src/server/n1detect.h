@@ -309,7 +309,25 @@ typedef struct N1TraceUnit
 struct QueryDesc;
 
 extern void n1_burst_tags(struct QueryDesc *queryDesc, N1QueryTags *tags);
-extern uint64 n1_statement_trace_hash(struct QueryDesc *queryDesc);
+extern uint64 n1_statement_trace_hash(const char *text, size_t len);
+
+/*
+ * Whether a statement's text (len > 0 bytes) may start or end with a
+ * comment: only then may it carry a trace id (n1_statement_trace_hash).
+ */
+static inline bool
+n1_may_have_comment(const char *text, size_t len)
+{
+	unsigned char first = (unsigned char) text[0];
+
+	/* a trailing comment: the last byte but white space and ';' is its slash */
+	while (len > 1 && (text[len - 1] == ';' || text[len - 1] == ' ' ||
+					   (text[len - 1] >= '\t' && text[len - 1] <= '\r')))
+		len--;
+	/* a leading one: the first byte is its slash, or white space before it */
+	return text[len - 1] == '/' || first == '/' || first == ' ' ||
+		(first >= '\t' && first <= '\r');
+}
 extern N1TraceUnit *n1_trace_unit_first(size_t local_size, const N1DetectorConfig *config);
 extern N1TraceUnit *n1_trace_unit_switch(N1TraceUnit *current, uint64 trace_hash, int64 now_us);
 extern void n1_trace_units_end_all(N1UnitEndReason reason);
@@ -335,6 +353,7 @@ extern void n1_query_text_remember_source(uint64 queryid, const char *query,
 extern const char *n1_query_text_lookup(uint64 queryid);
 extern int	n1_query_constants_offset(uint64 queryid);
 extern uint64 n1_query_canonical_id(uint64 queryid);
+extern uint64 n1_query_cached(uint64 queryid, int *constants_offset);
 extern void n1_query_literals(const char *sql, int loc, int len, char *out, int outlen);
 
 /* ---- persistence (persistence.c) ---- */

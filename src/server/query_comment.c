@@ -51,34 +51,16 @@ n1_burst_tags(QueryDesc *queryDesc, N1QueryTags *tags)
 /* The comment of the latest commented statement (see n1_query_trace_hash_cached). */
 static N1TraceCache trace_cache;
 
-static inline bool
-space_or_semicolon(unsigned char c)
-{
-	return c == ' ' || (c >= '\t' && c <= '\r') || c == ';';
-}
-
 /*
  * Hash of the trace id (traceparent, or a request id) of a statement's
- * comment, or 0: which unit of work the statement belongs to.  A text that
- * neither starts nor ends with a comment is told by its first and last
- * bytes; a comment byte for byte the previous commented statement's by a
- * memcmp.
+ * comment, or 0: which unit of work the statement belongs to.  The caller
+ * has told the statements that neither start nor end with a comment by
+ * their first and last bytes (n1_may_have_comment); a comment byte for byte
+ * the previous commented statement's costs a memcmp.
  */
 uint64
-n1_statement_trace_hash(QueryDesc *queryDesc)
+n1_statement_trace_hash(const char *text, size_t len)
 {
-	const char *text = queryDesc->sourceText;
-	size_t		len;
-	unsigned char first;
-	unsigned char last;
-
-	if (text == NULL || text[0] == '\0')
-		return 0;
-	len = strlen(text);
-	first = (unsigned char) text[0];
-	last = (unsigned char) text[len - 1];
-	if (first != '/' && last != '/' && !space_or_semicolon(first) && !space_or_semicolon(last))
-		return 0;
 	return n1_query_trace_hash_cached(&trace_cache, text, len);
 }
 

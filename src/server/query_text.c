@@ -515,6 +515,21 @@ n1_query_canonical_id(uint64 queryid)
 	return hit ? hit->canonical_id : queryid;
 }
 
+/* n1_query_canonical_id and n1_query_constants_offset in one look-up. */
+uint64
+n1_query_cached(uint64 queryid, int *constants_offset)
+{
+	CachedText *hit = cache_find(queryid);
+
+	if (hit == NULL)
+	{
+		*constants_offset = -2;
+		return queryid;
+	}
+	*constants_offset = hit->constants_offset;
+	return hit->canonical_id;
+}
+
 /*
  * Remembers a statement's source text for queryid unless a (normalized) text
  * is already known.  Slow path: used when a burst's text was evicted.

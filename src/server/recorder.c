@@ -140,6 +140,10 @@ static N1TraceUnit *unit = NULL;
 #define detector (unit->detector)
 #define local_bursts ((LocalBurst *) unit->local)
 static bool detector_ready = false;
+/* The settings every unit's detector was configured with last. */
+static int	configured_min_calls;
+static bool configured_strict;
+static int	configured_max_gap_ms;
 static N1BackendSlot *slot = NULL;
 
 static char seen_application_name[NAMEDATALEN];
@@ -298,19 +302,19 @@ hash_params(ParamListInfo params)
 /*
  * Hash of the literal constants of one execution: the statement's text from
  * its first constant on (the simple protocol carries parameters there).
+ * offset: n1_query_cached's; source_len: strlen of the source text.
  */
 static uint64
-hash_constants(QueryDesc *queryDesc)
+hash_constants(QueryDesc *queryDesc, int offset, size_t source_len)
 {
 	PlannedStmt *plan = queryDesc->plannedstmt;
-	int			offset = n1_query_constants_offset(plan->queryId);
 	const char *text;
 	int			len;
 
 	if (offset == -1 || queryDesc->sourceText == NULL)
 		return 0;				/* no constants */
 	text = queryDesc->sourceText + Max(plan->stmt_location, 0);
-	len = plan->stmt_len > 0 ? plan->stmt_len : (int) strlen(text);
+	len = plan->stmt_len > 0 ? plan->stmt_len : (int) (source_len - Max(plan->stmt_location, 0));
 	/* unknown offset (text evicted from the cache): hash the whole statement */
 	if (offset < 0 || offset > len)
 		offset = 0;
@@ -584,8 +588,10 @@ init_detector(void)
 		return false;
 
 	memset(&config, 0, sizeof(config));
-	config.min_calls = n1_min_calls;
+	config.min_calls = configured_min_calls = n1_min_calls;
+	configured_strict = n1_strict;
 	config.min_calls_proven = n1_strict ? 2 : 0;
+	configured_max_gap_ms = n1_max_gap_ms;
 	config.max_gap_us = (int64) n1_max_gap_ms * 1000;
 	config.burst_ended = burst_ended;
 	unit = n1_trace_unit_first(sizeof(LocalBurst) * N1_UNIT_MAX_BURSTS, &config);
@@ -612,10 +618,13 @@ ensure_detector(void)
  * leading or trailing comment costs a few instructions here.
  */
 static inline void
-switch_unit(QueryDesc *queryDesc, int64 now_us)
+switch_unit(QueryDesc *queryDesc, size_t source_len, int64 now_us)
 {
-	uint64		trace = n1_statement_trace_hash(queryDesc);
+	uint64		trace;
 
+	if (source_len == 0 || !n1_may_have_comment(queryDesc->sourceText, source_len))
+		return;
+	trace = n1_statement_trace_hash(queryDesc->sourceText, source_len);
 	if (unlikely(trace != 0) && trace != unit->trace_hash)
 		unit = n1_trace_unit_switch(unit, trace, now_us);
 }
@@ -639,6 +648,15 @@ check_application_name(void)
 		n1_detector_end_unit(&detector, N1_END_APPLICATION);
 	strlcpy(seen_application_name, name, NAMEDATALEN);
 	n1_slot_set_application_name(slot, seen_application_name);
+}
+
+static pg_noinline void
+configure_units(void)
+{
+	configured_min_calls = n1_min_calls;
+	configured_strict = n1_strict;
+	configured_max_gap_ms = n1_max_gap_ms;
+	n1_trace_units_configure(n1_min_calls, n1_strict ? 2 : 0, (int64) n1_max_gap_ms * 1000);
 }
 
 static void
@@ -772,10 +790,12 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	N1Statement stmt;
 	N1StatementResult result;
 	N1SlotEvent event;
+	size_t		source_len = queryDesc->sourceText ? strlen(queryDesc->sourceText) : 0;
+	int			constants_offset;
 
-	stmt.query_id = n1_query_canonical_id(queryDesc->plannedstmt->queryId);
+	stmt.query_id = n1_query_cached(queryDesc->plannedstmt->queryId, &constants_offset);
 	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
-									 hash_constants(queryDesc));
+									 hash_constants(queryDesc, constants_offset, source_len));
 	stmt.n_result_values = n_result_values;
 	stmt.result_values = result_values;
 	stmt.n_values = N1_VALUES_LAZY;	/* hashed only while the detector records them */
@@ -797,12 +817,10 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	n1_slot_write_event(slot, &event);
 
 	check_application_name();
-	if (unlikely(detector.config.min_calls != n1_min_calls ||
-				 detector.config.min_calls_proven != (n1_strict ? 2 : n1_min_calls) ||
-				 detector.config.max_gap_us != (int64) n1_max_gap_ms * 1000))
-		n1_trace_units_configure(n1_min_calls, n1_strict ? 2 : 0,
-								 (int64) n1_max_gap_ms * 1000);
-	switch_unit(queryDesc, stmt.start_us);
+	if (unlikely(n1_min_calls != configured_min_calls || n1_strict != configured_strict ||
+				 n1_max_gap_ms != configured_max_gap_ms))
+		configure_units();
+	switch_unit(queryDesc, source_len, stmt.start_us);
 
 	n1_detector_statement(&detector, &stmt, &result);
 	n1_trace_units_publish_counters(slot);
@@ -873,11 +891,11 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			   bool execute_once)
 #endif
 {
-	OpenQuery  *open;
+	OpenQuery  *open = n_open_queries > 0 ? find_open_query(queryDesc) : NULL;
 	struct _DestReceiver *capture = NULL;
 
 	/* a recorded statement's rows: values that may prove it a parent */
-	if (n_open_queries > 0 && find_open_query(queryDesc) != NULL)
+	if (open != NULL)
 		capture = n1_capture_begin(queryDesc, count > 0);
 
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
@@ -897,7 +915,10 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	if (capture != NULL)
 		n1_capture_end(queryDesc, capture);
 
-	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
+	/* statements nested in this one may have moved its entry */
+	if (open != NULL && (open >= &open_queries[n_open_queries] || open->query_desc != queryDesc))
+		open = find_open_query(queryDesc);
+	if (open == NULL)
 	{
 		if (likely(utility_tag != T_FetchStmt) || exec_nested_level != 0 ||
 			(open = adopt_cursor(queryDesc)) == NULL)
@@ -956,7 +977,8 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		 * statement is a cursor: Django's .iterator() inside atomic()).
 		 */
 		check_application_name();
-		switch_unit(queryDesc, (int64) GetCurrentTimestamp());
+		switch_unit(queryDesc, queryDesc->sourceText ? strlen(queryDesc->sourceText) : 0,
+					(int64) GetCurrentTimestamp());
 		n1_detector_rows(&detector, n1_query_canonical_id(queryDesc->plannedstmt->queryId),
 						 open->rows, (int64) GetCurrentTimestamp(), values, n_values);
 	}
