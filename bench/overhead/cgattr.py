@@ -268,7 +268,7 @@ def line_report(path, start_path, statements, file_substring, src_old="", src_ne
         except OSError:
             text = []
         total = sum(c for _, c in by_file[fl])
-        shown = fl[fl.find(file_substring) + 1:] if file_substring in fl else fl
+        shown = fl[fl.find(file_substring):] if file_substring in fl else fl
         out.append("--- %s (%.1f per statement in these lines)" % (shown, total / statements))
         for ln, cost in sorted(by_file[fl]):
             out.append("%8.1f %5d  %s" % (cost / statements, ln,
