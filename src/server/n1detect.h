@@ -261,6 +261,24 @@ extern void n1_slot_counters_add(int64 *counters);
 extern void n1_slot_counters_fold(N1BackendSlot *slot, int64 *folded);
 
 /*
+ * Writes to the backend's own slot: the change count is odd in between, and
+ * readers retry until it is even and unchanged.
+ */
+static inline void
+n1_slot_write_begin(N1BackendSlot *slot)
+{
+	slot->changecount++;
+	pg_write_barrier();
+}
+
+static inline void
+n1_slot_write_end(N1BackendSlot *slot)
+{
+	pg_write_barrier();
+	slot->changecount++;
+}
+
+/*
  * Publishes the detector's own counters in the backend's slot: plain stores
  * to memory only this backend writes, once per statement.
  */

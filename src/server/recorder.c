@@ -528,7 +528,26 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		local->slot_pos = n1_slot_position_take();
 	}
 	else
+	{
 		(void) restart_after_reset(local, burst, stmt);
+
+		/*
+		 * The common call of a burst in progress: its counts, written in
+		 * place in the slot (no sample, nothing to publish or to act on).
+		 */
+		if (likely(!publish && !result->capture_sample && local->reset_start_us == 0 &&
+				   slot != NULL && local->slot_pos >= 0))
+		{
+			N1SlotBurst *target = &slot->bursts[local->slot_pos];
+
+			n1_slot_write_begin(slot);
+			target->generation = local->generation;
+			summarize(&target->burst, burst, local);
+			target->used = true;
+			n1_slot_write_end(slot);
+			return;
+		}
+	}
 
 	/*
 	 * Samples only of the burst's own user: a SECURITY DEFINER function
