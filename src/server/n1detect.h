@@ -338,13 +338,15 @@ n1_may_have_comment(const char *text, size_t len)
 {
 	unsigned char first = (unsigned char) text[0];
 
-	/* a trailing comment: the last byte but white space and ';' is its slash */
-	while (len > 1 && (text[len - 1] == ';' || text[len - 1] == ' ' ||
-					   (text[len - 1] >= '\t' && text[len - 1] <= '\r')))
+	/*
+	 * A trailing comment: the last byte but white space and ';' is its
+	 * slash; a leading one: the first byte is its slash, or white space
+	 * before it.  (Any control character counts as white space here: the
+	 * exact check is n1_statement_trace_hash's.)
+	 */
+	while (len > 1 && ((unsigned char) text[len - 1] <= ' ' || text[len - 1] == ';'))
 		len--;
-	/* a leading one: the first byte is its slash, or white space before it */
-	return text[len - 1] == '/' || first == '/' || first == ' ' ||
-		(first >= '\t' && first <= '\r');
+	return text[len - 1] == '/' || first == '/' || first <= ' ';
 }
 extern N1TraceUnit *n1_trace_unit_first(size_t local_size, const N1DetectorConfig *config);
 extern N1TraceUnit *n1_trace_unit_switch(N1TraceUnit *current, uint64 trace_hash, int64 now_us);
