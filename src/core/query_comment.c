@@ -570,6 +570,31 @@ n1_query_trace_hash(const char *sql, size_t len)
 	return body_trace_hash(body, body_len);
 }
 
+uint64_t
+n1_comment_bytes_hash(const char *p, size_t len)
+{
+	return n1_hash_bytes(p, len, (uint64_t) len * UINT64_C(0x9E3779B97F4A7C15));
+}
+
+bool
+n1_comment_trailing(const char *sql, size_t len, N1CommentSpan *span)
+{
+	const char *body;
+	size_t		body_len;
+	size_t		e;
+
+	span->start = span->end = 0;
+	if (sql == NULL || len < 4)
+		return false;
+	e = trimmed_end(sql, len);
+	if (!ends_with_closer(sql, e) || !find_trailing(sql, e, &body, &body_len))
+		return false;
+	span->start = (size_t) (body - 2 - sql);
+	span->end = e;
+	span->hash = n1_comment_bytes_hash(body - 2, e - span->start);
+	return true;
+}
+
 /*
  * Which comment n1_comment_find sees depends only on the bytes from the
  * opening slash-star of a trailing comment to the end (white space and
@@ -579,7 +604,8 @@ n1_query_trace_hash(const char *sql, size_t len)
  * statement's, so is the trace hash: one memcmp instead of the scans.
  */
 uint64_t
-n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len)
+n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len,
+						   N1CommentSpan *trailing)
 {
 	const char *body;
 	size_t		body_len;
@@ -588,7 +614,11 @@ n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len)
 	size_t		keep;
 	const char *from;
 	uint64_t	h;
+	N1CommentSpan unused;
 
+	if (trailing == NULL)
+		trailing = &unused;
+	trailing->start = trailing->end = 0;
 	if (sql == NULL || len < 4)
 		return 0;
 	e = trimmed_end(sql, len);
@@ -596,18 +626,27 @@ n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len)
 	{
 		if (cache->len > 0 && !cache->leading && cache->len <= e &&
 			memcmp(sql + e - cache->len, cache->bytes, cache->len) == 0)
+		{
+			trailing->start = e - cache->len;
+			trailing->end = e;
+			trailing->hash = cache->bytes_hash;
 			return cache->hash;
+		}
 		if (find_trailing(sql, e, &body, &body_len))
 		{
 			from = body - 2;	/* the opening slash */
 			keep = (size_t) (sql + e - from);
 			h = body_trace_hash(body, body_len);
+			trailing->start = (size_t) (from - sql);
+			trailing->end = e;
+			trailing->hash = n1_comment_bytes_hash(from, keep);
 			if (keep <= sizeof(cache->bytes))
 			{
 				memcpy(cache->bytes, from, keep);
 				cache->len = keep;
 				cache->leading = false;
 				cache->hash = h;
+				cache->bytes_hash = trailing->hash;
 			}
 			return h;
 		}

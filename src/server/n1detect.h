@@ -327,26 +327,30 @@ typedef struct N1TraceUnit
 struct QueryDesc;
 
 extern void n1_burst_tags(struct QueryDesc *queryDesc, N1QueryTags *tags);
-extern uint64 n1_statement_trace_hash(const char *text, size_t len);
+extern uint64 n1_statement_trace_hash(const char *text, size_t len, N1CommentSpan *trailing);
 
 /*
- * Whether a statement's text (len > 0 bytes) may start or end with a
- * comment: only then may it carry a trace id (n1_statement_trace_hash).
+ * Where a statement's text (len > 0 bytes) ends but for white space and
+ * semicolons (any control character counts as white space here), at least 1.
  */
-static inline bool
-n1_may_have_comment(const char *text, size_t len)
+static inline size_t
+n1_text_end(const char *text, size_t len)
 {
-	unsigned char first = (unsigned char) text[0];
-
-	/*
-	 * A trailing comment: the last byte but white space and ';' is its
-	 * slash; a leading one: the first byte is its slash, or white space
-	 * before it.  (Any control character counts as white space here: the
-	 * exact check is n1_statement_trace_hash's.)
-	 */
 	while (len > 1 && ((unsigned char) text[len - 1] <= ' ' || text[len - 1] == ';'))
 		len--;
-	return text[len - 1] == '/' || first == '/' || first <= ' ';
+	return len;
+}
+
+/*
+ * Whether that text may start or end with a comment: only then may it carry
+ * a trace id (the exact check is n1_statement_trace_hash's).  A trailing
+ * comment's slash is its last byte but white space and ';'; a leading one's
+ * is its first byte, or white space comes before it.
+ */
+static inline bool
+n1_may_have_comment(const char *text, size_t text_end)
+{
+	return text[text_end - 1] == '/' || text[0] == '/' || (unsigned char) text[0] <= ' ';
 }
 extern N1TraceUnit *n1_trace_unit_first(size_t local_size, const N1DetectorConfig *config);
 extern N1TraceUnit *n1_trace_unit_switch(N1TraceUnit *current, uint64 trace_hash, int64 now_us);

@@ -53,15 +53,16 @@ static N1TraceCache trace_cache;
 
 /*
  * Hash of the trace id (traceparent, or a request id) of a statement's
- * comment, or 0: which unit of work the statement belongs to.  The caller
- * has told the statements that neither start nor end with a comment by
- * their first and last bytes (n1_may_have_comment); a comment byte for byte
- * the previous commented statement's costs a memcmp.
+ * comment, or 0: which unit of work the statement belongs to; and the
+ * trailing comment (for the constants hash).  The caller has told the
+ * statements that neither start nor end with a comment by their first and
+ * last bytes (n1_may_have_comment); a comment byte for byte the previous
+ * commented statement's costs a memcmp.
  */
 uint64
-n1_statement_trace_hash(const char *text, size_t len)
+n1_statement_trace_hash(const char *text, size_t len, N1CommentSpan *trailing)
 {
-	return n1_query_trace_hash_cached(&trace_cache, text, len);
+	return n1_query_trace_hash_cached(&trace_cache, text, len, trailing);
 }
 
 /*

@@ -302,23 +302,51 @@ hash_params(ParamListInfo params)
 /*
  * Hash of the literal constants of one execution: the statement's text from
  * its first constant on (the simple protocol carries parameters there).
- * offset: n1_query_cached's; source_len: strlen of the source text.
+ * offset: n1_query_cached's; source_len: strlen of the source text;
+ * text_end: n1_text_end of it; trailing: its trailing comment
+ * (n1_statement_trace_hash).
+ *
+ * A trailing comment in that text is hashed by its bytes' hash, computed
+ * once per distinct comment: the same bytes give the same hash, other bytes
+ * (almost surely) another, as hashing them all did, without reading 100 to
+ * 200 bytes of comment per statement.  Whether the text is cut there
+ * depends only on the hashed bytes (the comment is found in them alone).
  */
 static uint64
-hash_constants(QueryDesc *queryDesc, int offset, size_t source_len)
+hash_constants(QueryDesc *queryDesc, int offset, size_t source_len, size_t text_end,
+			   const N1CommentSpan *trailing)
 {
 	PlannedStmt *plan = queryDesc->plannedstmt;
-	const char *text;
-	int			len;
+	const char *source = queryDesc->sourceText;
+	size_t		loc = Max(plan->stmt_location, 0);
+	size_t		end;			/* of the statement in source */
+	size_t		from;			/* of its constants */
+	N1CommentSpan span;
 
-	if (offset == -1 || queryDesc->sourceText == NULL)
+	if (offset == -1 || source == NULL)
 		return 0;				/* no constants */
-	text = queryDesc->sourceText + Max(plan->stmt_location, 0);
-	len = plan->stmt_len > 0 ? plan->stmt_len : (int) (source_len - Max(plan->stmt_location, 0));
+	end = plan->stmt_len > 0 ? loc + plan->stmt_len : source_len;
 	/* unknown offset (text evicted from the cache): hash the whole statement */
-	if (offset < 0 || offset > len)
+	if (offset < 0 || loc + offset > end)
 		offset = 0;
-	return hash_text(text + offset, len - offset);
+	from = loc + offset;
+
+	/*
+	 * Only white space and ';' after the statement: its trailing comment is
+	 * the text's.  Else (several statements in one string) look for it.
+	 */
+	if (likely(end >= text_end))
+		span = *trailing;
+	else if (n1_comment_trailing(source + loc, end - loc, &span))
+	{
+		span.start += loc;
+		span.end += loc;
+	}
+	if (span.end > span.start && span.start >= from)
+		return hash_combine64(hash_text(source + from, span.start - from),
+							  hash_combine64(span.hash,
+											 hash_text(source + span.end, end - span.end)));
+	return hash_text(source + from, end - from);
 }
 
 /* ---------- parse analysis: normalized text ---------- */
@@ -633,19 +661,26 @@ ensure_detector(void)
  * A statement whose comment carries a trace id (or request id) other than
  * the current unit's goes to that trace id's unit (query_comment.c): a
  * change of request ends the unit whatever the gap, and requests a pooler
- * interleaves on this backend never share one.  A statement without a
- * leading or trailing comment costs a few instructions here.
+ * interleaves on this backend never share one.  trace: the statement's
+ * n1_statement_trace_hash, 0 without a comment.
  */
 static inline void
-switch_unit(QueryDesc *queryDesc, size_t source_len, int64 now_us)
+switch_unit(uint64 trace, int64 now_us)
 {
-	uint64		trace;
-
-	if (source_len == 0 || !n1_may_have_comment(queryDesc->sourceText, source_len))
-		return;
-	trace = n1_statement_trace_hash(queryDesc->sourceText, source_len);
 	if (unlikely(trace != 0) && trace != unit->trace_hash)
 		unit = n1_trace_unit_switch(unit, trace, now_us);
+}
+
+/* The trace id of a statement: 0 unless its text starts or ends with a comment. */
+static inline uint64
+statement_trace(QueryDesc *queryDesc)
+{
+	size_t		len = queryDesc->sourceText ? strlen(queryDesc->sourceText) : 0;
+
+	if (len == 0 || !n1_may_have_comment(queryDesc->sourceText,
+										 n1_text_end(queryDesc->sourceText, len)))
+		return 0;
+	return n1_statement_trace_hash(queryDesc->sourceText, len, NULL);
 }
 
 /*
@@ -809,12 +844,20 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	N1Statement stmt;
 	N1StatementResult result;
 	N1SlotEvent event;
-	size_t		source_len = queryDesc->sourceText ? strlen(queryDesc->sourceText) : 0;
+	const char *source = queryDesc->sourceText;
+	size_t		source_len = source ? strlen(source) : 0;
+	size_t		text_end = source_len > 0 ? n1_text_end(source, source_len) : 0;
 	int			constants_offset;
+	N1CommentSpan trailing = {0, 0, 0};
+	uint64		trace = 0;
 
+	/* a comment may carry a trace id (see switch_unit) */
+	if (text_end > 0 && n1_may_have_comment(source, text_end))
+		trace = n1_statement_trace_hash(source, source_len, &trailing);
 	stmt.query_id = n1_query_cached(queryDesc->plannedstmt->queryId, &constants_offset);
 	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
-									 hash_constants(queryDesc, constants_offset, source_len));
+									 hash_constants(queryDesc, constants_offset, source_len,
+													text_end, &trailing));
 	stmt.n_result_values = n_result_values;
 	stmt.result_values = result_values;
 	stmt.n_values = N1_VALUES_LAZY;	/* hashed only while the detector records them */
@@ -839,7 +882,7 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	if (unlikely(n1_min_calls != configured_min_calls || n1_strict != configured_strict ||
 				 n1_max_gap_ms != configured_max_gap_ms))
 		configure_units();
-	switch_unit(queryDesc, source_len, stmt.start_us);
+	switch_unit(trace, stmt.start_us);
 
 	n1_detector_statement(&detector, &stmt, &result);
 	n1_trace_units_publish_counters(slot);
@@ -996,8 +1039,7 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		 * statement is a cursor: Django's .iterator() inside atomic()).
 		 */
 		check_application_name();
-		switch_unit(queryDesc, queryDesc->sourceText ? strlen(queryDesc->sourceText) : 0,
-					(int64) GetCurrentTimestamp());
+		switch_unit(statement_trace(queryDesc), (int64) GetCurrentTimestamp());
 		n1_detector_rows(&detector, n1_query_canonical_id(queryDesc->plannedstmt->queryId),
 						 open->rows, (int64) GetCurrentTimestamp(), values, n_values);
 	}

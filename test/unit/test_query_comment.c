@@ -228,11 +228,21 @@ test_trace_cache(void)
 		memcpy(sql, text, len);
 		{
 			uint64_t	want = n1_query_trace_hash(sql, len);
-			uint64_t	got = n1_query_trace_hash_cached(&cache, sql, len);
+			N1CommentSpan span;
+			N1CommentSpan want_span;
+			uint64_t	got = n1_query_trace_hash_cached(&cache, sql, len, &span);
 
 			if (got != want)
 			{
 				printf("FAIL cached trace hash of \"%.*s\" differs\n", (int) len, text);
+				bad++;
+			}
+			/* the trailing comment it reports is the uncached finder's */
+			if (n1_comment_trailing(sql, len, &want_span) != (span.end > span.start) ||
+				span.start != want_span.start || span.end != want_span.end ||
+				(span.end > span.start && span.hash != want_span.hash))
+			{
+				printf("FAIL trailing comment of \"%.*s\" differs\n", (int) len, text);
 				bad++;
 			}
 			found += (want != 0);
