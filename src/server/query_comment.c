@@ -8,18 +8,19 @@
  *		   shared through a transaction-mode pooler (PgBouncer) interleaves
  *		   requests, and statements of two trace ids must never fall in one
  *		   unit.  N1_TRACE_UNITS detectors at most (each about 70 kB), the
- *		   first allocated with the backend's first statement, the others
- *		   once, at the first need; when all are taken, the one idle the
- *		   longest ends its unit and serves the new trace id.
+ *		   first in static memory, the others allocated once, at the first
+ *		   need; when all are taken, the one idle the longest ends its unit
+ *		   and serves the new trace id.
  *
- * Per statement: n1_statement_trace_hash, a strlen and a few comparisons
- * (about 130 instructions for a 47-byte statement) for a statement that
- * neither starts nor ends with a comment; for one that
- * does, a look at the stars of the comment and at the first byte of each of
- * its pairs (about 800 instructions for a 170-byte sqlcommenter comment
- * with a traceparent, 450 for a marginalia one).  Switching units only when the trace id changes.
+ * Per statement (bench/overhead, callgrind): the recorder looks at the
+ * first and last bytes of the text (n1detect.h: n1_may_have_comment), so a
+ * statement without a leading or trailing comment never calls in here; one
+ * with a comment byte for byte the previous commented statement's (the
+ * same request) costs a memcmp of the comment (n1_query_trace_hash_cached);
+ * only a new comment is scanned (its stars, the first byte of each pair).
+ * Units are switched only when the trace id changes.
  *
- * Must never: allocate except once per backend (and survive failing to),
+ * Must never: allocate except once per unit (and survive failing to),
  * raise an error, or let two trace ids share a unit.
  */
 #include "postgres.h"
