@@ -301,6 +301,7 @@ extern void n1_mark_own_statement(void);
 struct QueryDesc;
 struct _DestReceiver;
 extern void n1_capture_init(void);
+extern void n1_capture_xact_abort(void);
 extern int	n1_capture_param_values(void *queryDesc, uint64_t *out);
 extern struct _DestReceiver *n1_capture_begin(struct QueryDesc *queryDesc, bool fetch);
 extern void n1_capture_end(struct QueryDesc *queryDesc, struct _DestReceiver *capture);

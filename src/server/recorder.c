@@ -733,6 +733,7 @@ xact_callback(XactEvent event, void *arg pg_attribute_unused())
 				own_statement_level = -1;
 			/* statements of the aborted transaction never reach ExecutorEnd */
 			n_open_queries = 0;
+			n1_capture_xact_abort();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
