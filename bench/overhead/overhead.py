@@ -797,7 +797,7 @@ def phase_callgrind(b):
     lines.append("")
     hdr = "%-36s" % "workload" + "".join("%14s" % v[0] for v in variants)
     if "none" in have:
-        hdr += "".join("%16s" % ("extra " + v[0]) for v in variants if v[0] != "none")
+        hdr += "".join("%18s" % ("extra " + v[0]) for v in variants if v[0] != "none")
     lines.append("marginal Ir per statement" + (" (and extra over no library)" if "none" in have else ""))
     lines.append(hdr)
     lines.append("-" * len(hdr))
@@ -809,7 +809,7 @@ def phase_callgrind(b):
                 if v[0] == "none":
                     continue
                 extra[(v[0], key)] = marginal(v[0], key) - marginal("none", key)
-                row += "%16s" % ("%+.1f (%.2f%%)" % (extra[(v[0], key)],
+                row += "%18s" % ("%+.1f (%.2f%%)" % (extra[(v[0], key)],
                                                      100.0 * extra[(v[0], key)] / marginal("none", key)))
         lines.append(row)
     lines.append("")
