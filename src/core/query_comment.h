@@ -55,8 +55,8 @@ extern bool n1_query_tags(const char *sql, size_t len, N1QueryTags *tags);
 
 /*
  * Hash of the trace id (or request id) of sql[0..len), or 0 when it has
- * none: the per-statement check for request boundaries.  Costs a few
- * instructions for a statement that does not start or end with a comment.
+ * none: which request a statement belongs to (the server calls the cached
+ * form below on every statement that starts or ends with a comment).
  */
 extern uint64_t n1_query_trace_hash(const char *sql, size_t len);
 
