@@ -379,6 +379,7 @@ extern const char *n1_query_text_lookup(uint64 queryid);
 extern int	n1_query_constants_offset(uint64 queryid);
 extern uint64 n1_query_canonical_id(uint64 queryid);
 extern uint64 n1_query_cached(uint64 queryid, int *constants_offset);
+extern uint64 n1_text_newest_id;
 extern void n1_query_literals(const char *sql, int loc, int len, char *out, int outlen);
 
 /* ---- persistence (persistence.c) ---- */

@@ -399,6 +399,14 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 		prev_post_parse_analyze(pstate, query, jstate);
 
 	/*
+	 * The query remembered last, again (the N of an N+1): remembering it
+	 * would change nothing, whichever way below it went.
+	 */
+	if (query->queryId == n1_text_newest_id && query->queryId != UINT64CONST(0) &&
+		query->utilityStmt == NULL)
+		return;
+
+	/*
 	 * The query inside an EXPLAIN, COPY, CREATE VIEW... is analyzed with the
 	 * whole utility statement as its text: never that query's text.
 	 */
