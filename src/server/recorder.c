@@ -402,7 +402,7 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	 * The query remembered last, again (the N of an N+1): remembering it
 	 * would change nothing, whichever way below it went.
 	 */
-	if (query->queryId == n1_text_newest_id && query->queryId != UINT64CONST(0) &&
+	if ((uint64) query->queryId == n1_text_newest_id && query->queryId != 0 &&
 		query->utilityStmt == NULL)
 		return;
 
