@@ -209,6 +209,73 @@ def diff_report(with_n, with_0, without_n, without_0, statements, top=15, out=sy
     out.write("%-52s %10.1f\n" % ("TOTAL", total / statements))
 
 
+def line_costs(path, file_substring):
+    """Self Ir per (source file, line) of the files whose name contains file_substring."""
+    costs = defaultdict(int)
+    fls = {}
+    fl = cur = None
+    pos = 0
+    pending_call = False
+    with open(path, "r", errors="replace") as f:
+        for line in f:
+            c = line[0] if line else ""
+            if c.isdigit() or c in "+-*":
+                fields = line.split()
+                p = fields[0]
+                if p == "*":
+                    pass
+                elif p[0] in "+-":
+                    pos += int(p)
+                else:
+                    pos = int(p)
+                if pending_call:
+                    pending_call = False        # inclusive cost of a call: not this line's own
+                elif cur is not None and len(fields) > 1 and file_substring in cur:
+                    costs[(cur, pos)] += int(fields[1])
+                continue
+            key, _, value = line.rstrip("\n").partition("=")
+            if key == "fl":
+                fl = cur = _name(fls, value)
+            elif key in ("fi", "fe"):
+                cur = _name(fls, value)
+            elif key == "fn":
+                cur = fl
+            elif key in ("cfi", "cfl"):
+                _name(fls, value)
+            elif key == "calls":
+                pending_call = True
+    return costs
+
+
+def line_report(path, start_path, statements, file_substring, src_old="", src_new="", min_per_stmt=1.0):
+    """Per-line self cost per statement (path minus start_path), with the source text."""
+    a = line_costs(path, file_substring)
+    for k, v in line_costs(start_path, file_substring).items():
+        a[k] -= v
+    by_file = defaultdict(list)
+    for (fl, ln), cost in a.items():
+        if abs(cost) / statements >= min_per_stmt:
+            by_file[fl].append((ln, cost))
+    out = []
+    for fl in sorted(by_file, key=lambda f: -sum(c for _, c in by_file[f])):
+        src = fl.replace(src_old, src_new, 1) if src_old else fl
+        if not os.path.exists(src) and src_new and file_substring in fl:
+            # a path relative to the tree (as the debug information may have it)
+            src = os.path.join(src_new, fl[fl.find(file_substring) + len(file_substring):])
+        try:
+            with open(src, errors="replace") as f:
+                text = f.read().split("\n")
+        except OSError:
+            text = []
+        total = sum(c for _, c in by_file[fl])
+        shown = fl[fl.find(file_substring):] if file_substring in fl else fl
+        out.append("--- %s (%.1f per statement in these lines)" % (shown, total / statements))
+        for ln, cost in sorted(by_file[fl]):
+            out.append("%8.1f %5d  %s" % (cost / statements, ln,
+                                          text[ln - 1].strip() if 0 < ln <= len(text) else ""))
+    return "\n".join(out) + "\n"
+
+
 def main(argv):
     if len(argv) < 4:
         sys.stderr.write(__doc__)

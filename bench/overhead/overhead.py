@@ -612,220 +612,267 @@ def phase_slowpath(b):
     b.summary["slowpath"] = verdict
 
 
-# ---------- callgrind: instructions per statement ----------
+# ---------- callgrind: marginal instructions per statement ----------
 
-def single_user_output_fields(text):
-    return re.findall(r'^\s*\d+: (\w+) = "([^"]*)"', text, re.M)
+SQLCOMMENTER = (" /*controller='accounts',framework='django%3A4.2',route='%5Eapi/accounts/',"
+                "traceparent='00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'*/")
+MARGINALIA = (" /*application:Shop,controller:accounts,action:show,"
+              "line:/app/controllers/accounts_controller.rb:12:in `show'*/")
+
+# key, label, statement for a random number r (same seed for every run)
+WORKLOADS = [
+    ("one", "single-row point lookup, no comment",
+     lambda r: "SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % r.randint(1, 100000)),
+    ("sqlc", "the same + 170-byte sqlcommenter comment (traceparent)",
+     lambda r: "SELECT abalance FROM pgbench_accounts WHERE aid = %d%s;"
+     % (r.randint(1, 100000), SQLCOMMENTER)),
+    ("marg", "the same + 110-byte marginalia comment",
+     lambda r: "SELECT abalance FROM pgbench_accounts WHERE aid = %d%s;"
+     % (r.randint(1, 100000), MARGINALIA)),
+    ("zero", "0-row point lookup (no such key)",
+     lambda r: "SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % r.randint(100001, 200000)),
+    ("list", "100-row list query",
+     lambda r: "SELECT id, author_id, title, price FROM books WHERE id > %d ORDER BY id LIMIT 100;"
+     % r.randint(1, 19000)),
+]
+CG_VARIANTS = [
+    # key, label, shared_preload_libraries, extra settings
+    ("none", "no library", "", []),
+    ("n1", "n1detect", "n1detect", ["n1detect.save=off"]),
+    ("pgss", "pg_stat_statements", "pg_stat_statements", ["pg_stat_statements.save=off"]),
+    ("none2", "no library, again (repeatability)", "", []),
+]
+SHORT = 200            # statements of the short run; the long one has SHORT + --statements
+
+
+def callgrind_total(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError("no total in %s" % path)
+
+
+def pipelined_session(sock_path, statements):
+    """One connection (protocol 3, trust authentication) that sends every statement
+    as a simple query at once, from a thread, while reading the results: the
+    backend finds its next statement already there and never waits for the client,
+    so its instruction count does not depend on timing (with one round trip per
+    statement, as psql does, the waits in WaitEventSetWait vary from run to run by
+    about 100 instructions per statement).  Returns the backend's pid."""
+    import getpass
+    import socket
+    import struct
+    import threading
+
+    def message(kind, body):
+        return kind + struct.pack("!i", len(body) + 4) + body
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    params = b"user\0" + getpass.getuser().encode() + b"\0database\0postgres\0\0"
+    s.sendall(struct.pack("!ii", len(params) + 8, 196608) + params)
+    buf = bytearray()
+
+    def read_until(kind, count=1):
+        """Reads messages until count messages of kind; returns the DataRow fields seen."""
+        nonlocal buf
+        rows = []
+        while count > 0:
+            while len(buf) < 5 or len(buf) < 1 + struct.unpack("!i", bytes(buf[1:5]))[0]:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise RuntimeError("server closed the connection")
+                buf += chunk
+            k = bytes(buf[:1])
+            n = struct.unpack("!i", bytes(buf[1:5]))[0]
+            body = bytes(buf[5:1 + n])
+            del buf[:1 + n]
+            if k == b"E":
+                raise RuntimeError("server error: %r" % body)
+            if k == b"D" and not rows:
+                ln = struct.unpack("!i", body[2:6])[0]
+                rows.append(body[6:6 + ln].decode())
+            if k == kind:
+                count -= 1
+        return rows
+
+    read_until(b"Z")
+    s.sendall(message(b"Q", b"SELECT pg_backend_pid()\0"))
+    pid = int(read_until(b"Z")[0])
+    data = b"".join(message(b"Q", st.encode() + b"\0") for st in statements)
+    sender = threading.Thread(target=s.sendall, args=(data,))
+    sender.start()
+    read_until(b"Z", len(statements))
+    sender.join()
+    s.sendall(message(b"X", b""))
+    s.close()
+    return pid
 
 
 def phase_callgrind(b):
     a = b.args
     n = a.statements
+    lengths = (SHORT, SHORT + n)
     conf = BASE_CONF.format(sock=b.sock, shared_buffers="128MB")
-    cg = Cluster(b, "callgrind", a.port_base + 8, "n1detect", conf)
+    cg = Cluster(b, "callgrind", a.port_base + 8, "", conf)
     cg.initdb()
     cg.start()
     b.run([b.bin("pgbench")] + cg.conn() + ["-i", "-q", "-s", "1", "postgres"])
-    cg.psql("CREATE EXTENSION n1detect")
+    cg.psql("CREATE TABLE books (id bigint PRIMARY KEY, author_id int, title text, price float8);"
+            "INSERT INTO books SELECT g, g % 97, 'title ' || g, g * 1.5 FROM generate_series(1, 20000) g;"
+            "CREATE EXTENSION n1detect; CREATE EXTENSION pg_prewarm")
     cg.psql("VACUUM ANALYZE")
     cg.psql("CHECKPOINT")
     cg.stop()
 
-    rnd = random.Random(42)
-    stmts = os.path.join(b.work, "statements-%d.sql" % n)
-    with open(stmts, "w") as f:
-        for _ in range(n):
-            f.write("SELECT abalance FROM pgbench_accounts WHERE aid = %d;\n" % rnd.randint(1, 100000))
-    empty = os.path.join(b.work, "statements-0.sql")
-    open(empty, "w").close()
-    check = os.path.join(b.work, "statements-check.sql")
-    with open(check, "w") as f, open(stmts) as s:
-        f.write(s.read())
-        f.write("SELECT kind, calls, query FROM n1_offenders;\n")
-        f.write("SELECT max(seq) AS statements_recorded FROM n1_backend_statements "
-                "WHERE pid = pg_backend_pid();\n")
+    statements = {}
+    for key, _, gen in WORKLOADS:
+        rnd = random.Random(42)       # the short run is the long run's beginning
+        statements[key] = [gen(rnd) for _ in range(lengths[1])]
 
-    variants = [
-        # key, label, preload, extra settings
-        ("none", "no library", "", []),
-        ("n1", "n1detect", "n1detect", ["n1detect.save=off"]),
-        ("n1q", "n1detect, min_calls=1000000 (no burst)", "n1detect",
-         ["n1detect.save=off", "n1detect.min_calls=1000000"]),
-        ("pgss", "pg_stat_statements", "pg_stat_statements", ["pg_stat_statements.save=off"]),
-        # the baseline again: how repeatable a count is
-        ("none2", "no library (again: repeatability)", "", []),
-    ]
+    only = [v.strip() for v in a.cg_variants.split(",")] if a.cg_variants else None
+    variants = [v for v in CG_VARIANTS if only is None or v[0] in only]
     rundir = os.path.join(b.work, "clusters", "callgrind-run")
-
-    def single(preload, extra, infile, valgrind_out=None):
+    outdir = os.path.join(b.work, "callgrind")
+    os.makedirs(outdir, exist_ok=True)
+    totals, outs, checks = {}, {}, {}
+    for vkey, label, preload, extra in variants:
         if os.path.exists(rundir):
             shutil.rmtree(rundir)
         shutil.copytree(cg.dir, rundir, symlinks=True)
         os.chmod(rundir, 0o700)
-        cmd = [b.bin("postgres"), "--single", "-D", rundir, "-c", "compute_query_id=on",
-               "-c", "jit=off"]
+        t0 = time.monotonic()
+        cmd = ["valgrind", "--tool=callgrind", "-q",
+               "--callgrind-out-file=%s/%s.%%p" % (outdir, vkey),
+               b.bin("postgres"), "-D", rundir, "-p", str(cg.port)]
         if preload:
             cmd += ["-c", "shared_preload_libraries=" + preload]
         for e in extra:
             cmd += ["-c", e]
-        cmd.append("postgres")
-        if valgrind_out:
-            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + valgrind_out] + cmd
-        with open(infile) as fin:
-            r = subprocess.run(cmd, stdin=fin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-        if r.returncode != 0:
-            raise RuntimeError("single-user run failed: %s\n%s" % (" ".join(cmd), r.stderr[-2000:]))
-        return r.stdout
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                  stderr=open(os.path.join(b.work, "logs", "callgrind-%s.log" % vkey), "w"))
+        try:
+            for _ in range(300):
+                if b.run([b.bin("pg_isready")] + cg.conn() + ["-q"], check=False).returncode == 0:
+                    break
+                time.sleep(1)
+            psql = [b.bin("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"] + cg.conn() + ["-d", "postgres"]
+            # shared buffers warm: no run pays for reading pages the other did not
+            b.run(psql + ["-c", "SELECT pg_prewarm(c) FROM unnest(ARRAY['pgbench_accounts', "
+                          "'pgbench_accounts_pkey', 'books', 'books_pkey']) c"])
+            for key, _, _ in WORKLOADS:
+                for count in lengths:
+                    pid = pipelined_session(os.path.join(b.sock, ".s.PGSQL.%d" % cg.port),
+                                            statements[key][:count])
+                    outs[(vkey, key, count)] = "%s/%s.%d" % (outdir, vkey, pid)
+                    with open(os.path.join(outdir, "runs.txt"), "a") as f:
+                        f.write("%s %s %d %s\n" % (vkey, key, count, outs[(vkey, key, count)]))
+            if preload.startswith("n1detect"):
+                checks[vkey] = b.run(psql + ["-F", " ", "-c",
+                                             "SELECT kind, calls, left(query, 40) FROM n1_offenders "
+                                             "ORDER BY calls DESC"]).stdout.strip()
+        finally:
+            b.run([b.bin("pg_ctl"), "-D", rundir, "-m", "fast", "-w", "-t", "300", "stop"], check=False)
+            server.wait()
+        for key, _, _ in WORKLOADS:
+            for count in lengths:
+                totals[(vkey, key, count)] = callgrind_total(outs[(vkey, key, count)])
+        log("callgrind %-40s %.0f s" % (label, time.monotonic() - t0))
 
-    # n1detect really records in single-user mode
-    checks = []
-    for key, label, preload, extra in variants:
-        if not preload.startswith("n1detect"):
-            continue
-        fields = single_user_output_fields(single(preload, extra, check))
-        got = dict()
-        for k, v in fields:
-            if k in ("kind", "calls", "statements_recorded"):
-                got.setdefault(k, v)
-        checks.append("  %-42s n1_offenders: %s; n1_backend_statements max(seq): %s"
-                      % (label, ("kind %s, calls %s" % (got["kind"], got["calls"]))
-                         if "kind" in got else "no row", got.get("statements_recorded", "?")))
-        ok = got.get("statements_recorded") == str(n)
-        if key == "n1":
-            ok = ok and got.get("kind") == "loop" and got.get("calls") == str(n)
-        if not ok:
-            raise RuntimeError("n1detect did not record the statements in single-user mode: %r" % got)
+    def marginal(vkey, key):
+        return (totals[(vkey, key, lengths[1])] - totals[(vkey, key, lengths[0])]) / n
 
-    totals = {}
-    outs = {}
-    for key, label, preload, extra in variants:
-        for count, infile in ((0, empty), (n, stmts)):
-            path = os.path.join(b.work, "callgrind.%s.%d.out" % (key, count))
-            t0 = time.monotonic()
-            single(preload, extra, infile, path)
-            prof_total = None
-            with open(path) as f:
-                for line in f:
-                    if line.startswith("summary:"):
-                        prof_total = int(line.split()[1])
-            totals[(key, count)] = prof_total
-            outs[(key, count)] = path
-            log("callgrind %-45s %6d statements: %d Ir (%.0f s)" % (label, count, prof_total,
-                                                                    time.monotonic() - t0))
-
-    def per_stmt(key):
-        return ((totals[(key, n)] - totals[(key, 0)]) - (totals[("none", n)] - totals[("none", 0)])) / n
-
-    base_per = (totals[("none", n)] - totals[("none", 0)]) / n
-    lines = []
-    lines.append("Total instructions (callgrind Ir) of a single-user backend (postgres --single,\n"
-                 "compute_query_id=on) fed %d statements like pgbench -S's\n"
-                 "  SELECT abalance FROM pgbench_accounts WHERE aid = <random literal>;\n"
-                 "or none (start-up and shut-down only).  extra/statement =\n"
-                 "  ((with_N - with_0) - (without_N - without_0)) / N\n" % n)
-    hdr = "%-42s %15s %15s %12s %12s %8s" % ("configuration", "0 statements", "%d statements" % n,
-                                             "Ir/stmt", "extra/stmt", "extra %")
+    have = {v[0] for v in variants}
+    lines = ["Marginal instructions per statement of a real backend: callgrind's total Ir of\n"
+             "the backend process serving one connection that sends %d statements, minus\n"
+             "the same for %d statements, divided by %d.  One-time costs (connection, first\n"
+             "statement, caches, the first calls of a burst) cancel; what is left is what\n"
+             "one more statement costs.  Each run is a connection of its own to a server\n"
+             "started under valgrind (shared buffers prewarmed, same random keys in both\n"
+             "lengths); extra = marginal with the library - marginal without.\n"
+             % (lengths[1], lengths[0], n)]
+    for key, label, gen in WORKLOADS:
+        lines.append("  %-5s %s:\n        %s" % (key, label, gen(random.Random(42))))
+    lines.append("")
+    hdr = "%-36s" % "workload" + "".join("%14s" % v[0] for v in variants)
+    if "none" in have:
+        hdr += "".join("%18s" % ("extra " + v[0]) for v in variants if v[0] != "none")
+    lines.append("marginal Ir per statement" + (" (and extra over no library)" if "none" in have else ""))
     lines.append(hdr)
     lines.append("-" * len(hdr))
-    for key, label, preload, extra in variants:
-        per = (totals[(key, n)] - totals[(key, 0)]) / n
-        lines.append("%-42s %15d %15d %12.1f %12s %8s" % (
-            label, totals[(key, 0)], totals[(key, n)], per,
-            "-" if key == "none" else "%.1f" % per_stmt(key),
-            "-" if key == "none" else "%.2f%%" % (per_stmt(key) * 100 / base_per)))
+    extra = {}
+    for key, label, _ in WORKLOADS:
+        row = "%-36s" % key + "".join("%14.1f" % marginal(v[0], key) for v in variants)
+        if "none" in have:
+            for v in variants:
+                if v[0] == "none":
+                    continue
+                extra[(v[0], key)] = marginal(v[0], key) - marginal("none", key)
+                row += "%18s" % ("%+.1f (%.2f%%)" % (extra[(v[0], key)],
+                                                     100.0 * extra[(v[0], key)] / marginal("none", key)))
+        lines.append(row)
     lines.append("")
-    lines.append("Check that n1detect recorded the statements in single-user mode (same input,\n"
-                 "plus two queries at the end, run without valgrind):")
-    lines.extend(checks)
-    lines.append("")
-    lines.append("Repeatability: the baseline run twice differs by %.1f instructions per statement."
-                 % abs(per_stmt("none2")))
-    lines.append("")
-    lines.append("The %d statements form one unit of work (no gap, no transaction block), so from\n"
-                 "the 5th on they are a 'loop' burst, as pgbench -S's are: 'n1detect' is the\n"
-                 "in-burst path.  With min_calls=1000000 no burst ever starts: the plain recording\n"
-                 "path (hooks, parameter hash, slot event, detector bookkeeping).\n" % n)
+    for vkey, text in checks.items():
+        lines.append("Check: n1_offenders of the %s server after the runs (a loop per connection;\n"
+                     "the commented statements are offenders of their own source):" % vkey)
+        lines.extend("  " + l for l in text.splitlines())
+        lines.append("")
+    verdict = []
+    if "none" in have and "n1" in have:
+        def v(key, target, what):
+            x = extra[("n1", key)]
+            return "  %-44s %+7.0f  (target <= %d: %s)" % (what, x, target, "met" if x <= target else "MISSED")
+        verdict.append("n1detect, marginal instructions per statement over no library:")
+        verdict.append(v("one", 350, "single-row point lookup"))
+        verdict.append(v("sqlc", 350, "+ sqlcommenter comment with traceparent"))
+        verdict.append(v("marg", 350, "+ marginalia comment"))
+        verdict.append("  %-44s %+7.0f" % ("0-row statement", extra[("n1", "zero")]))
+        pct_list = 100.0 * extra[("n1", "list")] / marginal("none", "list")
+        verdict.append("  %-44s %+7.0f = %.2f%% of the statement (target <= 5%%: %s)"
+                       % ("100-row list query", extra[("n1", "list")], pct_list,
+                          "met" if pct_list <= 5 else "MISSED"))
+        if "pgss" in have:
+            verdict.append("  (pg_stat_statements on the single-row lookup: %+.0f)" % extra[("pgss", "one")])
+        if "none2" in have:
+            verdict.append("  (no library measured twice differs by %.1f on the lookup, %.1f on the list)"
+                           % (extra[("none2", "one")], extra[("none2", "list")]))
+        lines.extend(verdict)
+        lines.append("")
 
-    # where the instructions go
+    # where n1detect's instructions go: long run minus short run, by function and by line
     import io
     detail = io.StringIO()
-    attributed = {}
-    for key, label, obj in (("n1", "n1detect (in a burst)", "n1detect.so"),
-                            ("n1q", "n1detect, no burst", "n1detect.so"),
-                            ("pgss", "pg_stat_statements (no symbols: addresses)", "pg_stat_statements.so")):
-        detail.write("--- %s: instructions per statement by function (%d-statement run minus\n"
-                     "    the 0-statement run; self = in the function, callees = calls out of the\n"
-                     "    library except the executor chain its hooks pass on to)\n" % (label, n))
-        _, attributed[key] = cgattr.report(outs[(key, n)], obj, n, outs[(key, 0)], out=detail)
-        detail.write("    attributed %.0f of the %.0f measured; the rest is what the library makes\n"
-                     "    PostgreSQL do besides its own calls (see the whole-program table below;\n"
-                     "    for pg_stat_statements, mostly the executor's instrumentation)\n\n"
-                     % (attributed[key], per_stmt(key)))
-    detail.write("--- n1detect (in a burst) against no library, whole program: change of each\n"
-                 "    function's own instructions per statement (postgres's static functions show\n"
-                 "    as addresses: no debug symbols)\n")
-    cgattr.diff_report(outs[("n1", n)], outs[("n1", 0)], outs[("none", n)], outs[("none", 0)], n,
-                       top=30, out=detail)
-    detail.write("    Functions of PostgreSQL or libc that appear here with the same number of calls\n"
-                 "    in both runs (strcmp, memcmp, hash_search_with_hash_value) cost more or less\n"
-                 "    because the library moves memory around (alignment, hash chains): layout,\n"
-                 "    not work.  CallXactCallbacks (an unnamed static, called by\n"
-                 "    CommitTransactionCommand) runs n1detect's xact_callback.\n")
-
-    n1 = per_stmt("n1")
-    verdict = ("instructions per statement: n1detect adds %.0f (target <= 1000: %s), %.0f of them in\n"
-               "  its own functions and their calls; pg_stat_statements adds %.0f; without a burst\n"
-               "  n1detect adds %.0f"
-               % (n1, "met" if n1 <= 1000 else "MISSED by %.0f, %.1f%%" % (n1 - 1000, (n1 - 1000) / 10.0),
-                  attributed["n1"], per_stmt("pgss"), per_stmt("n1q")))
-    lines.append(verdict)
-    lines.append("")
+    if "n1" in have:
+        for key in ("one", "sqlc", "list"):
+            detail.write("--- n1detect, %s: instructions per statement by function (long run minus\n"
+                         "    short run; self = in the function, callees = calls out of the library\n"
+                         "    except the executor chain its hooks pass on to)\n" % key)
+            cgattr.report(outs[("n1", key, lengths[1])], "n1detect.so", n,
+                          outs[("n1", key, lengths[0])], out=detail)
+            detail.write("\n")
+        if "none" in have:
+            for key in ("one", "list"):
+                detail.write("--- n1detect against no library, %s, whole program: change of each\n"
+                             "    function's own instructions per statement\n" % key)
+                cgattr.diff_report(outs[("n1", key, lengths[1])], outs[("n1", key, lengths[0])],
+                                   outs[("none", key, lengths[1])], outs[("none", key, lengths[0])],
+                                   n, top=25, out=detail)
+                detail.write("\n")
     lines.append(detail.getvalue())
-    b.write("callgrind.txt", b.header("Instructions per statement (callgrind)") + "\n".join(lines))
-    b.summary["callgrind"] = [verdict]
+    b.write("callgrind.txt", b.header("Marginal instructions per statement (callgrind)") + "\n".join(lines))
+    b.summary["callgrind"] = verdict
 
-    # line-level annotation of n1detect's sources, for whoever optimizes the hot path
-    src = outs[("n1", n)]
-    if "=" in a.src_map:
-        old, new = a.src_map.split("=", 1)
-        src = src + ".mapped"
-        with open(outs[("n1", n)]) as fin, open(src, "w") as fout:
-            for line in fin:
-                if line[:3] in ("fl=", "fi=", "fe=") or line[:4] in ("cfi=", "cfl="):
-                    line = line.replace(old, new)
-                fout.write(line)
-    ann = b.run(["callgrind_annotate", "--auto=yes", "--threshold=100", "--context=0", src],
-                check=False).stdout
-    if "=" in a.src_map:
-        ann = ann.replace(a.src_map.split("=", 1)[1], "src/")
-    b.write("callgrind-lines.txt", b.header("n1detect: instructions per statement by source line")
-            + annotate_lines(ann, n))
-
-
-def annotate_lines(ann, n, min_per_stmt=1.0):
-    """Keeps the source lines of n1detect's hot-path files costing >= min_per_stmt per statement."""
-    wanted = ("recorder.c", "detector.c", "backend_slots.c", "query_text.c")
-    out = ["Source lines of %s costing >= %.0f instruction per statement (Ir / %d), from\n"
-           "callgrind_annotate --auto=yes of the n1detect run (in-burst path).\n"
-           % (", ".join(wanted), min_per_stmt, n)]
-    current = None
-    for line in ann.splitlines():
-        m = re.match(r"^-- (?:Auto-annotated source|User-annotated source): (.*)$", line)
-        if m:
-            current = m.group(1) if m.group(1).endswith(wanted) else None
-            if current:
-                out.append("\n--- %s" % current)
-            continue
-        if current is None:
-            continue
-        m = re.match(r"^\s*([\d,]+)\s(?:\([ \d.]+%\)\s)?\s*(.*)$", line)
-        if not m:
-            continue
-        ir = int(m.group(1).replace(",", ""))
-        if ir / n >= min_per_stmt:
-            out.append("%8.1f  %s" % (ir / n, m.group(2).rstrip()))
-    return "\n".join(out) + "\n"
+    if "n1" in have:
+        old, new = a.src_map.split("=", 1) if "=" in a.src_map else ("", "")
+        text = []
+        for key in ("one", "sqlc", "marg", "list"):
+            text.append("=== %s: %s" % (key, [w[1] for w in WORKLOADS if w[0] == key][0]))
+            text.append(cgattr.line_report(outs[("n1", key, lengths[1])], outs[("n1", key, lengths[0])],
+                                           n, "src/", old, new))
+        b.write("callgrind-lines.txt", b.header("n1detect: marginal instructions per statement by source line")
+                + "Self instructions per statement of each source line of n1detect (long run minus\n"
+                  "short run, lines costing >= 1), inlined code at its own line.\n\n" + "\n".join(text))
 
 
 # ---------- shared memory ----------
@@ -897,7 +944,10 @@ def main():
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--statements", type=int, default=10000)
+    ap.add_argument("--statements", type=int, default=2000,
+                    help="statements of the long callgrind run beyond the short run's 200")
+    ap.add_argument("--cg-variants", default="",
+                    help="comma-separated subset of none,n1,pgss,none2 for the callgrind phase")
     ap.add_argument("--port-base", type=int, default=56430)
     ap.add_argument("--shared-buffers", default="256MB")
     ap.add_argument("--noise-threshold", type=float, default=3.0,

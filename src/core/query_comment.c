@@ -75,72 +75,105 @@ last_star(const char *sql, size_t from, size_t to)
 #endif
 }
 
-bool
-n1_comment_find(const char *sql, size_t len, const char **body, size_t *body_len)
+/*
+ * The trailing comment of sql, whose text before trailing white space and
+ * semicolons ends at e with star-slash: its body, or false.
+ */
+static bool
+find_trailing(const char *sql, size_t e, const char **body, size_t *body_len)
 {
-	size_t		e = len;
-	size_t		s = 0;
+	size_t		limit = e > N1_COMMENT_SCAN ? e - N1_COMMENT_SCAN : 0;
+	size_t		k = e - 2;		/* the closing star; markers before it */
+	int			depth = 1;
 
-	if (sql == NULL || len < 4)
-		return false;
-
-	/* trailing: the text ends with star-slash (white space and ';' aside) */
-	while (e > 0 && (is_space(sql[e - 1]) || sql[e - 1] == ';'))
-		e--;
-	if (e >= 4 && sql[e - 1] == '/' && sql[e - 2] == '*')
+	/* back to the matching opener (stars only), then check it forward */
+	while (k > limit)
 	{
-		size_t		limit = e > N1_COMMENT_SCAN ? e - N1_COMMENT_SCAN : 0;
-		size_t		k = e - 2;		/* the closing star; markers before it */
-		int			depth = 1;
+		const char *star = last_star(sql, limit, k);
+		size_t		q;
 
-		/* back to the matching opener (stars only), then check it forward */
-		while (k > limit)
+		if (star == NULL)
+			break;
+		q = (size_t) (star - sql);
+		if (q > limit && sql[q - 1] == '/')
 		{
-			const char *star = last_star(sql, limit, k);
-			size_t		q;
-
-			if (star == NULL)
-				break;
-			q = (size_t) (star - sql);
-			if (q > limit && sql[q - 1] == '/')
+			if (--depth == 0)
 			{
-				if (--depth == 0)
+				if (comment_close(sql, q + 1, e) == (long) (e - 2))
 				{
-					if (comment_close(sql, q + 1, e) == (long) (e - 2))
-					{
-						*body = sql + q + 1;
-						*body_len = e - 2 - (q + 1);
-						return true;
-					}
-					break;
+					*body = sql + q + 1;
+					*body_len = e - 2 - (q + 1);
+					return true;
 				}
-				k = q - 1;
+				break;
 			}
-			else
-			{
-				if (q + 1 < k && sql[q + 1] == '/')
-					depth++;	/* a nested closer */
-				k = q;
-			}
+			k = q - 1;
 		}
-	}
-
-	/* leading: the text starts with slash-star (white space aside) */
-	while (s < len && is_space(sql[s]))
-		s++;
-	if (s + 4 <= len && sql[s] == '/' && sql[s + 1] == '*')
-	{
-		size_t		limit = len - s > N1_COMMENT_SCAN ? s + N1_COMMENT_SCAN : len;
-		long		close = comment_close(sql, s + 2, limit);
-
-		if (close >= 0)
+		else
 		{
-			*body = sql + s + 2;
-			*body_len = (size_t) close - (s + 2);
-			return true;
+			if (q + 1 < k && sql[q + 1] == '/')
+				depth++;		/* a nested closer */
+			k = q;
 		}
 	}
 	return false;
+}
+
+/* The leading comment of sql, whose slash-star is at s: its body, or false. */
+static bool
+find_leading(const char *sql, size_t len, size_t s, const char **body, size_t *body_len)
+{
+	size_t		limit = len - s > N1_COMMENT_SCAN ? s + N1_COMMENT_SCAN : len;
+	long		close = comment_close(sql, s + 2, limit);
+
+	if (close < 0)
+		return false;
+	*body = sql + s + 2;
+	*body_len = (size_t) close - (s + 2);
+	return true;
+}
+
+/* End of sql without trailing white space and semicolons. */
+static inline size_t
+trimmed_end(const char *sql, size_t len)
+{
+	size_t		e = len;
+
+	while (e > 0 && (is_space(sql[e - 1]) || sql[e - 1] == ';'))
+		e--;
+	return e;
+}
+
+static inline bool
+ends_with_closer(const char *sql, size_t e)
+{
+	return e >= 4 && sql[e - 1] == '/' && sql[e - 2] == '*';
+}
+
+/* Where the slash-star of a leading comment is, or len when there is none. */
+static inline size_t
+leading_opener(const char *sql, size_t len)
+{
+	size_t		s = 0;
+
+	while (s < len && is_space(sql[s]))
+		s++;
+	return (s + 4 <= len && sql[s] == '/' && sql[s + 1] == '*') ? s : len;
+}
+
+bool
+n1_comment_find(const char *sql, size_t len, const char **body, size_t *body_len)
+{
+	size_t		e;
+	size_t		s;
+
+	if (sql == NULL || len < 4)
+		return false;
+	e = trimmed_end(sql, len);
+	if (ends_with_closer(sql, e) && find_trailing(sql, e, body, body_len))
+		return true;
+	s = leading_opener(sql, len);
+	return s < len && find_leading(sql, len, s, body, body_len);
 }
 
 /* ---------- key/value pairs ---------- */
@@ -532,18 +565,133 @@ n1_query_tags(const char *sql, size_t len, N1QueryTags *tags)
 	return n1_comment_parse(body, body_len, tags);
 }
 
+/* Hash of the trace id of a comment body, or 0. */
+static uint64_t
+body_trace_hash(const char *body, size_t body_len)
+{
+	const char *id;
+	size_t		id_len;
+	Pair		pair;
+
+	if (!find_trace(body, body_len, &pair))
+		return 0;
+	trace_bytes(&pair, &id, &id_len);
+	return hash_bytes64(id, id_len);
+}
+
 uint64_t
 n1_query_trace_hash(const char *sql, size_t len)
 {
 	const char *body;
 	size_t		body_len;
-	const char *id;
-	size_t		id_len;
-	Pair		pair;
 
-	if (!n1_comment_find(sql, len, &body, &body_len) ||
-		!find_trace(body, body_len, &pair))
+	if (!n1_comment_find(sql, len, &body, &body_len))
 		return 0;
-	trace_bytes(&pair, &id, &id_len);
-	return hash_bytes64(id, id_len);
+	return body_trace_hash(body, body_len);
+}
+
+uint64_t
+n1_comment_bytes_hash(const char *p, size_t len)
+{
+	return n1_hash_bytes(p, len, (uint64_t) len * UINT64_C(0x9E3779B97F4A7C15));
+}
+
+bool
+n1_comment_trailing(const char *sql, size_t len, N1CommentSpan *span)
+{
+	const char *body;
+	size_t		body_len;
+	size_t		e;
+
+	span->start = span->end = 0;
+	if (sql == NULL || len < 4)
+		return false;
+	e = trimmed_end(sql, len);
+	if (!ends_with_closer(sql, e) || !find_trailing(sql, e, &body, &body_len))
+		return false;
+	span->start = (size_t) (body - 2 - sql);
+	span->end = e;
+	span->hash = n1_comment_bytes_hash(body - 2, e - span->start);
+	return true;
+}
+
+/*
+ * Which comment n1_comment_find sees depends only on the bytes from the
+ * opening slash-star of a trailing comment to the end (white space and
+ * semicolons aside), or on the bytes from the start to the closing
+ * star-slash of a leading one (the scans read nothing else, and at most
+ * N1_COMMENT_SCAN bytes).  So when those bytes are the previous commented
+ * statement's, so is the trace hash: one memcmp instead of the scans.
+ */
+uint64_t
+n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len,
+						   N1CommentSpan *trailing)
+{
+	const char *body;
+	size_t		body_len;
+	size_t		e;
+	size_t		s;
+	size_t		keep;
+	const char *from;
+	uint64_t	h;
+	N1CommentSpan unused;
+
+	if (trailing == NULL)
+		trailing = &unused;
+	trailing->start = trailing->end = 0;
+	if (sql == NULL || len < 4)
+		return 0;
+	e = trimmed_end(sql, len);
+	if (ends_with_closer(sql, e))
+	{
+		if (cache->len > 0 && !cache->leading && cache->len <= e &&
+			memcmp(sql + e - cache->len, cache->bytes, cache->len) == 0)
+		{
+			trailing->start = e - cache->len;
+			trailing->end = e;
+			trailing->hash = cache->bytes_hash;
+			return cache->hash;
+		}
+		if (find_trailing(sql, e, &body, &body_len))
+		{
+			from = body - 2;	/* the opening slash */
+			keep = (size_t) (sql + e - from);
+			h = body_trace_hash(body, body_len);
+			trailing->start = (size_t) (from - sql);
+			trailing->end = e;
+			trailing->hash = n1_comment_bytes_hash(from, keep);
+			if (keep <= sizeof(cache->bytes))
+			{
+				memcpy(cache->bytes, from, keep);
+				cache->len = keep;
+				cache->leading = false;
+				cache->hash = h;
+				cache->bytes_hash = trailing->hash;
+			}
+			return h;
+		}
+		/* a leading comment of a text that ends like a comment: not kept */
+		s = leading_opener(sql, len);
+		if (s < len && find_leading(sql, len, s, &body, &body_len))
+			return body_trace_hash(body, body_len);
+		return 0;
+	}
+	s = leading_opener(sql, len);
+	if (s == len)
+		return 0;
+	if (cache->len > 0 && cache->leading && cache->len <= len &&
+		memcmp(sql, cache->bytes, cache->len) == 0)
+		return cache->hash;
+	if (!find_leading(sql, len, s, &body, &body_len))
+		return 0;
+	h = body_trace_hash(body, body_len);
+	keep = (size_t) (body + body_len + 2 - sql);	/* through the closing slash */
+	if (keep <= sizeof(cache->bytes))
+	{
+		memcpy(cache->bytes, sql, keep);
+		cache->len = keep;
+		cache->leading = true;
+		cache->hash = h;
+	}
+	return h;
 }

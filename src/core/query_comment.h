@@ -55,9 +55,52 @@ extern bool n1_query_tags(const char *sql, size_t len, N1QueryTags *tags);
 
 /*
  * Hash of the trace id (or request id) of sql[0..len), or 0 when it has
- * none: the per-statement check for request boundaries.  Costs a few
- * instructions for a statement that does not start or end with a comment.
+ * none: which request a statement belongs to (the server calls the cached
+ * form below on every statement that starts or ends with a comment).
  */
 extern uint64_t n1_query_trace_hash(const char *sql, size_t len);
+
+/*
+ * A trailing comment: sql[start, end) from its opening slash to its closing
+ * one, and a hash of those bytes (n1_comment_bytes_hash); start == end when
+ * there is none.
+ */
+typedef struct N1CommentSpan
+{
+	size_t		start;
+	size_t		end;
+	uint64_t	hash;
+} N1CommentSpan;
+
+/* The hash of a comment's bytes that N1CommentSpan.hash holds. */
+extern uint64_t n1_comment_bytes_hash(const char *p, size_t len);
+
+/*
+ * The trailing comment of sql[0..len) (as n1_comment_find sees it: white
+ * space and semicolons after it aside), or false.
+ */
+extern bool n1_comment_trailing(const char *sql, size_t len, N1CommentSpan *span);
+
+/*
+ * The last comment n1_query_trace_hash_cached found (its bytes and where
+ * they are in the text) and its trace hash.  Zero it before first use.
+ */
+typedef struct N1TraceCache
+{
+	size_t		len;			/* bytes kept; 0: nothing */
+	bool		leading;		/* the text's first bytes (else its last, before white space and ';') */
+	uint64_t	hash;			/* trace hash */
+	uint64_t	bytes_hash;		/* n1_comment_bytes_hash of a trailing one */
+	char		bytes[N1_COMMENT_SCAN + 4];	/* a comment and the white space before a leading one */
+} N1TraceCache;
+
+/*
+ * n1_query_trace_hash, remembering the comment it found: a statement whose
+ * comment is byte for byte the previous commented statement's (the same
+ * request, the same code line) costs a memcmp of the comment.  trailing
+ * (if not NULL) gets the trailing comment, or an empty span.
+ */
+extern uint64_t n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len,
+										   N1CommentSpan *trailing);
 
 #endif							/* N1DETECT_QUERY_COMMENT_H */

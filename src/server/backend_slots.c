@@ -76,17 +76,8 @@ n1_slot_count(void)
 	return slots ? n_slots : 0;
 }
 
-#define BEGIN_WRITE(slot) \
-	do { \
-		(slot)->changecount++; \
-		pg_write_barrier(); \
-	} while (0)
-
-#define END_WRITE(slot) \
-	do { \
-		pg_write_barrier(); \
-		(slot)->changecount++; \
-	} while (0)
+#define BEGIN_WRITE(slot) n1_slot_write_begin(slot)
+#define END_WRITE(slot) n1_slot_write_end(slot)
 
 #ifdef USE_ASSERT_CHECKING
 /* n1detect.debug_stop_in_slot_write: stop here, mid-write, once per SET. */

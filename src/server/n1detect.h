@@ -262,6 +262,24 @@ extern void n1_slot_counters_add(int64 *counters);
 extern void n1_slot_counters_fold(N1BackendSlot *slot, int64 *folded);
 
 /*
+ * Writes to the backend's own slot: the change count is odd in between, and
+ * readers retry until it is even and unchanged.
+ */
+static inline void
+n1_slot_write_begin(N1BackendSlot *slot)
+{
+	slot->changecount++;
+	pg_write_barrier();
+}
+
+static inline void
+n1_slot_write_end(N1BackendSlot *slot)
+{
+	pg_write_barrier();
+	slot->changecount++;
+}
+
+/*
  * Publishes the detector's own counters in the backend's slot: plain stores
  * to memory only this backend writes, once per statement.
  */
@@ -284,6 +302,7 @@ extern void n1_mark_own_statement(void);
 struct QueryDesc;
 struct _DestReceiver;
 extern void n1_capture_init(void);
+extern void n1_capture_xact_abort(void);
 extern int	n1_capture_param_values(void *queryDesc, uint64_t *out);
 extern struct _DestReceiver *n1_capture_begin(struct QueryDesc *queryDesc, bool fetch);
 extern void n1_capture_end(struct QueryDesc *queryDesc, struct _DestReceiver *capture);
@@ -297,6 +316,9 @@ extern int	n1_capture_take(const struct QueryDesc *queryDesc, const uint64 **val
 /* Units of work open at once in one backend, one per trace id. */
 #define N1_TRACE_UNITS 8
 
+/* Bytes of recorder.c's per-burst state in a unit, at most (checked there). */
+#define N1_UNIT_LOCAL_BYTES 16384
+
 /* One unit of work of a backend: its detector and the front end's state. */
 typedef struct N1TraceUnit
 {
@@ -309,7 +331,31 @@ typedef struct N1TraceUnit
 struct QueryDesc;
 
 extern void n1_burst_tags(struct QueryDesc *queryDesc, N1QueryTags *tags);
-extern uint64 n1_statement_trace_hash(struct QueryDesc *queryDesc);
+extern uint64 n1_statement_trace_hash(const char *text, size_t len, N1CommentSpan *trailing);
+
+/*
+ * Where a statement's text (len > 0 bytes) ends but for white space and
+ * semicolons (any control character counts as white space here), at least 1.
+ */
+static inline size_t
+n1_text_end(const char *text, size_t len)
+{
+	while (len > 1 && ((unsigned char) text[len - 1] <= ' ' || text[len - 1] == ';'))
+		len--;
+	return len;
+}
+
+/*
+ * Whether that text may start or end with a comment: only then may it carry
+ * a trace id (the exact check is n1_statement_trace_hash's).  A trailing
+ * comment's slash is its last byte but white space and ';'; a leading one's
+ * is its first byte, or white space comes before it.
+ */
+static inline bool
+n1_may_have_comment(const char *text, size_t text_end)
+{
+	return text[text_end - 1] == '/' || text[0] == '/' || (unsigned char) text[0] <= ' ';
+}
 extern N1TraceUnit *n1_trace_unit_first(size_t local_size, const N1DetectorConfig *config);
 extern N1TraceUnit *n1_trace_unit_switch(N1TraceUnit *current, uint64 trace_hash, int64 now_us);
 extern void n1_trace_units_end_all(N1UnitEndReason reason);
@@ -335,6 +381,8 @@ extern void n1_query_text_remember_source(uint64 queryid, const char *query,
 extern const char *n1_query_text_lookup(uint64 queryid);
 extern int	n1_query_constants_offset(uint64 queryid);
 extern uint64 n1_query_canonical_id(uint64 queryid);
+extern uint64 n1_query_cached(uint64 queryid, int *constants_offset);
+extern uint64 n1_text_newest_id;
 extern void n1_query_literals(const char *sql, int loc, int len, char *out, int outlen);
 
 /* ---- persistence (persistence.c) ---- */

@@ -8,18 +8,19 @@
  *		   shared through a transaction-mode pooler (PgBouncer) interleaves
  *		   requests, and statements of two trace ids must never fall in one
  *		   unit.  N1_TRACE_UNITS detectors at most (each about 70 kB), the
- *		   first allocated with the backend's first statement, the others
- *		   once, at the first need; when all are taken, the one idle the
- *		   longest ends its unit and serves the new trace id.
+ *		   first in static memory, the others allocated once, at the first
+ *		   need; when all are taken, the one idle the longest ends its unit
+ *		   and serves the new trace id.
  *
- * Per statement: n1_statement_trace_hash, a strlen and a few comparisons
- * (about 130 instructions for a 47-byte statement) for a statement that
- * neither starts nor ends with a comment; for one that
- * does, a look at the stars of the comment and at the first byte of each of
- * its pairs (about 800 instructions for a 170-byte sqlcommenter comment
- * with a traceparent, 450 for a marginalia one).  Switching units only when the trace id changes.
+ * Per statement (bench/overhead, callgrind): the recorder looks at the
+ * first and last bytes of the text (n1detect.h: n1_may_have_comment), so a
+ * statement without a leading or trailing comment never calls in here; one
+ * with a comment byte for byte the previous commented statement's (the
+ * same request) costs a memcmp of the comment (n1_query_trace_hash_cached);
+ * only a new comment is scanned (its stars, the first byte of each pair).
+ * Units are switched only when the trace id changes.
  *
- * Must never: allocate except once per backend (and survive failing to),
+ * Must never: allocate except once per unit (and survive failing to),
  * raise an error, or let two trace ids share a unit.
  */
 #include "postgres.h"
@@ -48,28 +49,44 @@ n1_burst_tags(QueryDesc *queryDesc, N1QueryTags *tags)
 		(void) n1_query_tags(text, strlen(text), tags);
 }
 
+/* The comment of the latest commented statement (see n1_query_trace_hash_cached). */
+static N1TraceCache trace_cache;
+
 /*
  * Hash of the trace id (traceparent, or a request id) of a statement's
- * comment, or 0: which unit of work the statement belongs to.
+ * comment, or 0: which unit of work the statement belongs to; and the
+ * trailing comment (for the constants hash).  The caller has told the
+ * statements that neither start nor end with a comment by their first and
+ * last bytes (n1_may_have_comment); a comment byte for byte the previous
+ * commented statement's costs a memcmp.
  */
 uint64
-n1_statement_trace_hash(QueryDesc *queryDesc)
+n1_statement_trace_hash(const char *text, size_t len, N1CommentSpan *trailing)
 {
-	const char *text = queryDesc->sourceText;
-
-	if (text == NULL)
-		return 0;
-	return n1_query_trace_hash(text, strlen(text));
+	return n1_query_trace_hash_cached(&trace_cache, text, len, trailing);
 }
+
+/*
+ * The first unit, which every backend that records uses, is static (zero,
+ * its pages touched only as used): allocated from the heap in the middle of
+ * the backend's first statement, it made glibc split and merge chunks on
+ * every later statement (about 150 instructions each).
+ */
+#define FIRST_UNIT_BYTES (offsetof(N1TraceUnit, local) + N1_UNIT_LOCAL_BYTES)
+static uint64 first_unit_storage[(FIRST_UNIT_BYTES + sizeof(uint64) - 1) / sizeof(uint64)];
 
 static N1TraceUnit *
 new_unit(const N1DetectorConfig *config)
 {
-	N1TraceUnit *u = MemoryContextAllocExtended(TopMemoryContext,
-												offsetof(N1TraceUnit, local) + local_bytes,
-												MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	N1TraceUnit *u;
 	N1DetectorConfig c = *config;
 
+	if (n_units == 0 && local_bytes <= N1_UNIT_LOCAL_BYTES)
+		u = (N1TraceUnit *) first_unit_storage;
+	else
+		u = MemoryContextAllocExtended(TopMemoryContext,
+									   offsetof(N1TraceUnit, local) + local_bytes,
+									   MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
 	if (u == NULL)
 		return NULL;
 	c.arg = u;

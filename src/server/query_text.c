@@ -83,6 +83,12 @@ static CanonEntry canon[N1_CANON_SLOTS];
 /* the entry found last: repeated statements (the N of an N+1) hit it at once */
 static CachedText *last_found = NULL;
 
+/*
+ * The query id of the entry used last (its last_used is the newest clock),
+ * or 0: remembering it again changes nothing (n1detect.h).
+ */
+uint64		n1_text_newest_id = 0;
+
 /* The entry of queryid, or NULL. */
 static inline CachedText *
 cache_find(uint64 queryid)
@@ -184,6 +190,7 @@ cache_store(uint64 queryid, const char *text, int constants_offset,
 	strlcpy(entry_text(victim), text, N1_QUERY_TEXT_LEN);
 	victim->constants_offset = constants_offset;
 	victim->last_used = ++cache->clock;
+	n1_text_newest_id = queryid;
 }
 
 /*
@@ -371,7 +378,10 @@ n1_query_text_remember(uint64 queryid, const char *query, int query_loc,
 	CachedText *hit = cache_find(queryid);
 
 	if (likely(hit != NULL))
+	{
 		hit->last_used = ++cache->clock;
+		n1_text_newest_id = queryid;
+	}
 	else
 		remember_new(queryid, query, query_loc, query_len, execution_loc, jstate);
 }
@@ -513,6 +523,21 @@ n1_query_canonical_id(uint64 queryid)
 	CachedText *hit = cache_find(queryid);
 
 	return hit ? hit->canonical_id : queryid;
+}
+
+/* n1_query_canonical_id and n1_query_constants_offset in one look-up. */
+uint64
+n1_query_cached(uint64 queryid, int *constants_offset)
+{
+	CachedText *hit = cache_find(queryid);
+
+	if (hit == NULL)
+	{
+		*constants_offset = -2;
+		return queryid;
+	}
+	*constants_offset = hit->constants_offset;
+	return hit->canonical_id;
 }
 
 /*

@@ -76,6 +76,9 @@ typedef struct LocalBurst
 	int			slot_pos;		/* where the slot shows it in progress, or -1 */
 } LocalBurst;
 
+StaticAssertDecl(sizeof(LocalBurst) * N1_UNIT_MAX_BURSTS <= N1_UNIT_LOCAL_BYTES,
+				 "N1_UNIT_LOCAL_BYTES too small for the per-burst state");
+
 /* Type length and by-value flag per type OID, so hashing never reads the catalog twice. */
 #define TYPE_CACHE_SLOTS 64
 typedef struct TypeInfo
@@ -142,6 +145,10 @@ static N1TraceUnit *unit = NULL;
 #define detector (unit->detector)
 #define local_bursts ((LocalBurst *) unit->local)
 static bool detector_ready = false;
+/* The settings every unit's detector was configured with last. */
+static int	configured_min_calls;
+static bool configured_strict;
+static int	configured_max_gap_ms;
 static N1BackendSlot *slot = NULL;
 
 static char seen_application_name[NAMEDATALEN];
@@ -348,23 +355,51 @@ hash_params(ParamListInfo params)
 /*
  * Hash of the literal constants of one execution: the statement's text from
  * its first constant on (the simple protocol carries parameters there).
+ * offset: n1_query_cached's; source_len: strlen of the source text;
+ * text_end: n1_text_end of it; trailing: its trailing comment
+ * (n1_statement_trace_hash).
+ *
+ * A trailing comment in that text is hashed by its bytes' hash, computed
+ * once per distinct comment: the same bytes give the same hash, other bytes
+ * (almost surely) another, as hashing them all did, without reading 100 to
+ * 200 bytes of comment per statement.  Whether the text is cut there
+ * depends only on the hashed bytes (the comment is found in them alone).
  */
 static uint64
-hash_constants(QueryDesc *queryDesc)
+hash_constants(QueryDesc *queryDesc, int offset, size_t source_len, size_t text_end,
+			   const N1CommentSpan *trailing)
 {
 	PlannedStmt *plan = queryDesc->plannedstmt;
-	int			offset = n1_query_constants_offset(plan->queryId);
-	const char *text;
-	int			len;
+	const char *source = queryDesc->sourceText;
+	size_t		loc = Max(plan->stmt_location, 0);
+	size_t		end;			/* of the statement in source */
+	size_t		from;			/* of its constants */
+	N1CommentSpan span;
 
-	if (offset == -1 || queryDesc->sourceText == NULL)
+	if (offset == -1 || source == NULL)
 		return 0;				/* no constants */
-	text = queryDesc->sourceText + Max(plan->stmt_location, 0);
-	len = plan->stmt_len > 0 ? plan->stmt_len : (int) strlen(text);
+	end = plan->stmt_len > 0 ? loc + plan->stmt_len : source_len;
 	/* unknown offset (text evicted from the cache): hash the whole statement */
-	if (offset < 0 || offset > len)
+	if (offset < 0 || loc + offset > end)
 		offset = 0;
-	return hash_text(text + offset, len - offset);
+	from = loc + offset;
+
+	/*
+	 * Only white space and ';' after the statement: its trailing comment is
+	 * the text's.  Else (several statements in one string) look for it.
+	 */
+	if (likely(end >= text_end))
+		span = *trailing;
+	else if (n1_comment_trailing(source + loc, end - loc, &span))
+	{
+		span.start += loc;
+		span.end += loc;
+	}
+	if (span.end > span.start && span.start >= from)
+		return hash_combine64(hash_text(source + from, span.start - from),
+							  hash_combine64(span.hash,
+											 hash_text(source + span.end, end - span.end)));
+	return hash_text(source + from, end - from);
 }
 
 /* ---------- parse analysis: normalized text ---------- */
@@ -415,6 +450,14 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	if (prev_post_parse_analyze)
 		prev_post_parse_analyze(pstate, query, jstate);
+
+	/*
+	 * The query remembered last, again (the N of an N+1): remembering it
+	 * would change nothing, whichever way below it went.
+	 */
+	if ((uint64) query->queryId == n1_text_newest_id && query->queryId != 0 &&
+		query->utilityStmt == NULL)
+		return;
 
 	/*
 	 * The query inside an EXPLAIN, COPY, CREATE VIEW... is analyzed with the
@@ -575,7 +618,26 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		local->slot_pos = n1_slot_position_take();
 	}
 	else
+	{
 		(void) restart_after_reset(local, burst, stmt);
+
+		/*
+		 * The common call of a burst in progress: its counts, written in
+		 * place in the slot (no sample, nothing to publish or to act on).
+		 */
+		if (likely(!publish && !result->capture_sample && local->reset_start_us == 0 &&
+				   slot != NULL && local->slot_pos >= 0))
+		{
+			N1SlotBurst *target = &slot->bursts[local->slot_pos];
+
+			n1_slot_write_begin(slot);
+			target->generation = local->generation;
+			summarize(&target->burst, burst, local);
+			target->used = true;
+			n1_slot_write_end(slot);
+			return;
+		}
+	}
 
 	/*
 	 * Samples only of the burst's own user: a SECURITY DEFINER function
@@ -635,8 +697,10 @@ init_detector(void)
 		return false;
 
 	memset(&config, 0, sizeof(config));
-	config.min_calls = n1_min_calls;
+	config.min_calls = configured_min_calls = n1_min_calls;
+	configured_strict = n1_strict;
 	config.min_calls_proven = n1_strict ? 2 : 0;
+	configured_max_gap_ms = n1_max_gap_ms;
 	config.max_gap_us = (int64) n1_max_gap_ms * 1000;
 	config.burst_ended = burst_ended;
 	unit = n1_trace_unit_first(sizeof(LocalBurst) * N1_UNIT_MAX_BURSTS, &config);
@@ -659,16 +723,26 @@ ensure_detector(void)
  * A statement whose comment carries a trace id (or request id) other than
  * the current unit's goes to that trace id's unit (query_comment.c): a
  * change of request ends the unit whatever the gap, and requests a pooler
- * interleaves on this backend never share one.  A statement without a
- * leading or trailing comment costs a few instructions here.
+ * interleaves on this backend never share one.  trace: the statement's
+ * n1_statement_trace_hash, 0 without a comment.
  */
 static inline void
-switch_unit(QueryDesc *queryDesc, int64 now_us)
+switch_unit(uint64 trace, int64 now_us)
 {
-	uint64		trace = n1_statement_trace_hash(queryDesc);
-
 	if (unlikely(trace != 0) && trace != unit->trace_hash)
 		unit = n1_trace_unit_switch(unit, trace, now_us);
+}
+
+/* The trace id of a statement: 0 unless its text starts or ends with a comment. */
+static inline uint64
+statement_trace(QueryDesc *queryDesc)
+{
+	size_t		len = queryDesc->sourceText ? strlen(queryDesc->sourceText) : 0;
+
+	if (len == 0 || !n1_may_have_comment(queryDesc->sourceText,
+										 n1_text_end(queryDesc->sourceText, len)))
+		return 0;
+	return n1_statement_trace_hash(queryDesc->sourceText, len, NULL);
 }
 
 /*
@@ -692,6 +766,15 @@ check_application_name(void)
 	n1_slot_set_application_name(slot, seen_application_name);
 }
 
+static pg_noinline void
+configure_units(void)
+{
+	configured_min_calls = n1_min_calls;
+	configured_strict = n1_strict;
+	configured_max_gap_ms = n1_max_gap_ms;
+	n1_trace_units_configure(n1_min_calls, n1_strict ? 2 : 0, (int64) n1_max_gap_ms * 1000);
+}
+
 static void
 xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
@@ -712,6 +795,7 @@ xact_callback(XactEvent event, void *arg pg_attribute_unused())
 				own_statement_level = -1;
 			/* statements of the aborted transaction never reach ExecutorEnd */
 			n_open_queries = 0;
+			n1_capture_xact_abort();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -823,10 +907,20 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	N1Statement stmt;
 	N1StatementResult result;
 	N1SlotEvent event;
+	const char *source = queryDesc->sourceText;
+	size_t		source_len = source ? strlen(source) : 0;
+	size_t		text_end = source_len > 0 ? n1_text_end(source, source_len) : 0;
+	int			constants_offset;
+	N1CommentSpan trailing = {0, 0, 0};
+	uint64		trace = 0;
 
-	stmt.query_id = n1_query_canonical_id(queryDesc->plannedstmt->queryId);
+	/* a comment may carry a trace id (see switch_unit) */
+	if (text_end > 0 && n1_may_have_comment(source, text_end))
+		trace = n1_statement_trace_hash(source, source_len, &trailing);
+	stmt.query_id = n1_query_cached(queryDesc->plannedstmt->queryId, &constants_offset);
 	stmt.param_hash = hash_combine64(hash_params(queryDesc->params),
-									 hash_constants(queryDesc));
+									 hash_constants(queryDesc, constants_offset, source_len,
+													text_end, &trailing));
 	stmt.n_result_values = n_result_values;
 	stmt.result_values = result_values;
 	stmt.n_values = N1_VALUES_LAZY;	/* hashed only while the detector records them */
@@ -848,12 +942,10 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	n1_slot_write_event(slot, &event);
 
 	check_application_name();
-	if (unlikely(detector.config.min_calls != n1_min_calls ||
-				 detector.config.min_calls_proven != (n1_strict ? 2 : n1_min_calls) ||
-				 detector.config.max_gap_us != (int64) n1_max_gap_ms * 1000))
-		n1_trace_units_configure(n1_min_calls, n1_strict ? 2 : 0,
-								 (int64) n1_max_gap_ms * 1000);
-	switch_unit(queryDesc, stmt.start_us);
+	if (unlikely(n1_min_calls != configured_min_calls || n1_strict != configured_strict ||
+				 n1_max_gap_ms != configured_max_gap_ms))
+		configure_units();
+	switch_unit(trace, stmt.start_us);
 
 	n1_detector_statement(&detector, &stmt, &result);
 	if (unlikely(result.unit_started))
@@ -928,11 +1020,11 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			   bool execute_once)
 #endif
 {
-	OpenQuery  *open;
+	OpenQuery  *open = n_open_queries > 0 ? find_open_query(queryDesc) : NULL;
 	struct _DestReceiver *capture = NULL;
 
 	/* a recorded statement's rows: values that may prove it a parent */
-	if (n_open_queries > 0 && find_open_query(queryDesc) != NULL)
+	if (open != NULL)
 		capture = n1_capture_begin(queryDesc, count > 0);
 
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
@@ -952,7 +1044,10 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	if (capture != NULL)
 		n1_capture_end(queryDesc, capture);
 
-	if (n_open_queries == 0 || (open = find_open_query(queryDesc)) == NULL)
+	/* statements nested in this one may have moved its entry */
+	if (open != NULL && (open >= &open_queries[n_open_queries] || open->query_desc != queryDesc))
+		open = find_open_query(queryDesc);
+	if (open == NULL)
 	{
 		if (likely(utility_tag != T_FetchStmt) || exec_nested_level != 0 ||
 			(open = adopt_cursor(queryDesc)) == NULL)
@@ -1011,7 +1106,7 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		 * statement is a cursor: Django's .iterator() inside atomic()).
 		 */
 		check_application_name();
-		switch_unit(queryDesc, (int64) GetCurrentTimestamp());
+		switch_unit(statement_trace(queryDesc), (int64) GetCurrentTimestamp());
 		n1_detector_rows(&detector, n1_query_canonical_id(queryDesc->plannedstmt->queryId),
 						 open->rows, (int64) GetCurrentTimestamp(), values, n_values);
 	}

@@ -449,12 +449,14 @@ capture_destroy(DestReceiver *self)
 	r->inner->rDestroy(r->inner);
 }
 
-/* An error unwound past n1_capture_end: free what the aborted statements held. */
-static void
-capture_xact_callback(XactEvent event, void *arg pg_attribute_unused())
+/*
+ * An error unwound past n1_capture_end: free what the aborted statements
+ * held.  Called by recorder.c's transaction callback on abort (one callback
+ * instead of two: every commit calls them twice).
+ */
+void
+n1_capture_xact_abort(void)
 {
-	if (event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT)
-		return;
 	for (int i = 0; i < CAPTURE_DEPTH; i++)
 	{
 		receivers[i].inner = NULL;
@@ -495,7 +497,6 @@ n1_capture_init(void)
 		receivers[i].pub.rShutdown = capture_shutdown;
 		receivers[i].pub.rDestroy = capture_destroy;
 	}
-	RegisterXactCallback(capture_xact_callback, NULL);
 	RegisterSubXactCallback(capture_subxact_callback, NULL);
 	callbacks_registered = true;
 }

@@ -250,6 +250,82 @@ test_trace_hash(void)
 	}
 }
 
+/*
+ * The cached trace hash of the hot path equals the uncached one, whatever
+ * came before: random statements made of pieces that open, close and nest
+ * comments, quote, pad and repeat a few comments (so the cache is hit, also
+ * by texts that merely end or start alike).
+ */
+static void
+test_trace_cache(void)
+{
+	static const char *const pieces[] = {
+		"SELECT 1", "SELECT '/*'", " ", "\n", ";", "*", "/", "/*", "*/", "'",
+		"/*traceparent='00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'*/",
+		"/*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01'*/",
+		"/*controller='a',route='%5Eapi/',traceparent='00-0af7651916cd43dd8448eb211c80319c-01'*/",
+		"/*request_id='r1'*/", "/*application:Shop,controller:posts,action:index*/",
+		"/* outer /*traceparent='00-5bd66ef5095369c7b0d1f8f4bd33716a-c532cb4098ac3dd2-01'*/ */",
+		"traceparent='00-5bd66ef5095369c7b0d1f8f4bd33716a-c532cb4098ac3dd2-01'", "x-request-id:r2",
+	};
+	const int	n_pieces = (int) (sizeof(pieces) / sizeof(pieces[0]));
+	static N1TraceCache cache;	/* zeroed */
+	unsigned long long rnd = 42;
+	int			bad = 0;
+	int			found = 0;
+
+	for (int i = 0; i < 300000 && bad < 5; i++)
+	{
+		char		text[1024];
+		size_t		len = 0;
+		int			n;
+		char	   *sql;
+
+		rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+		n = 1 + (int) ((rnd >> 33) % 6);
+		for (int k = 0; k < n; k++)
+		{
+			const char *p;
+
+			rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+			p = pieces[(rnd >> 33) % n_pieces];
+			memcpy(text + len, p, strlen(p));
+			len += strlen(p);
+		}
+		/* exact-size copy, so that ASan sees any read past the end */
+		sql = malloc(len ? len : 1);
+		memcpy(sql, text, len);
+		{
+			uint64_t	want = n1_query_trace_hash(sql, len);
+			N1CommentSpan span;
+			N1CommentSpan want_span;
+			uint64_t	got = n1_query_trace_hash_cached(&cache, sql, len, &span);
+
+			if (got != want)
+			{
+				printf("FAIL cached trace hash of \"%.*s\" differs\n", (int) len, text);
+				bad++;
+			}
+			/* the trailing comment it reports is the uncached finder's */
+			if (n1_comment_trailing(sql, len, &want_span) != (span.end > span.start) ||
+				span.start != want_span.start || span.end != want_span.end ||
+				(span.end > span.start && span.hash != want_span.hash))
+			{
+				printf("FAIL trailing comment of \"%.*s\" differs\n", (int) len, text);
+				bad++;
+			}
+			found += (want != 0);
+		}
+		free(sql);
+	}
+	if (found < 1000)
+	{
+		printf("FAIL trace cache test: only %d statements with a trace id\n", found);
+		bad++;
+	}
+	failures += bad;
+}
+
 int
 main(void)
 {
@@ -273,7 +349,8 @@ main(void)
 	}
 	test_bounds();
 	test_trace_hash();
+	test_trace_cache();
 	/* the line tools/test counts */
-	printf("unit: %d passed, %d failed\n", n + 2 - Min(failures, n + 2), Min(failures, n + 2));
+	printf("unit: %d passed, %d failed\n", n + 3 - Min(failures, n + 3), Min(failures, n + 3));
 	return failures ? 1 : 0;
 }
