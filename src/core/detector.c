@@ -874,7 +874,7 @@ n1_detector_statement(N1Detector *d, const N1Statement *stmt,
 	else if (stmt->rows == 1 && stmt->n_result_values > 0 && stmt->result_values != NULL)
 		filter_add(q, stmt->result_values, stmt->n_result_values);
 	/* a lookup repeated in this unit may be a link of a chain: ask for its rows */
-	result->capture_results = q->max_rows <= 1 && q->calls < N1_CHAIN_CAPTURE_CALLS &&
+	result->capture_results = q->max_rows == 1 && q->calls < N1_CHAIN_CAPTURE_CALLS &&
 		q->filter_values < N1_RESULT_FILTER_MAX;
 
 	if (q->parent_of > 0)

@@ -39,7 +39,7 @@
  *	 beside the orders of each user) is never Q's parent.  The front end
  *	 captures such a lookup's row values only when asked
  *	 (N1StatementResult.capture_results: calls 2 to N1_CHAIN_CAPTURE_CALLS
- *	 of a query that has returned at most 1 row per call in the unit).
+ *	 of a query that has returned 1 row per call, never more, in the unit).
  *
  *	 Values (the rule whenever the front end gives values, as the server
  *	 does): each call of Q brings up to N1_CALL_VALUES hashes of its

@@ -22,16 +22,16 @@
  * cached.  A statement returning 0 or 1 row pays the wrapper's indirect
  * call, a plan lookup and, for row 1, a memcpy of its first
  * CAPTURE_STASH_ATTS column values; a buffer is claimed, and row 1's
- * integer keys hashed, only when a 2nd row comes (the detector uses result
- * values only from statements of 2 rows or more).  A query id seen
+ * integer keys hashed, only when a 2nd row comes.  A query id seen
  * returning several rows hashes row 1 directly from then on, so only the
  * first multi-row run of a query id in a backend loses the text and uuid
  * keys of its row 1.  A query id whose first CAPTURE_SINGLE_RUNS runs
- * returned at most 1 row each (a point lookup) is not wrapped any more,
+ * returned at most 1 row each (a point lookup; runs of no row count too)
+ * is not wrapped any more,
  * until a run of 2 rows or more (seen at its end) turns wrapping back on:
  * that one run's values are lost.  The exception is a lookup the detector
  * asks about (N1StatementResult.capture_results: calls 2 to
- * N1_CHAIN_CAPTURE_CALLS of a query repeated in the open unit, which may be
+ * N1_CHAIN_CAPTURE_CALLS of a 1-row lookup repeated in the open unit, which may be
  * a link of a chain): its next run is wrapped and its row 1 hashed, so a
  * loop of point lookups costs its first calls of each unit that much and
  * nothing after.  Parameter values are hashed only when the detector asks
@@ -601,8 +601,16 @@ n1_capture_end(QueryDesc *queryDesc, DestReceiver *capture)
 	if (queryDesc->dest == capture)
 		queryDesc->dest = r->inner;
 	r->inner = NULL;
-	if (r->rows <= 1 && r->plan != NULL && !r->plan->multi)
-		r->plan->single_runs++;
+	if (r->rows <= 1)
+	{
+		/* a run of no row made no plan: make it now, so that it counts too */
+		ColumnPlan *p = r->plan;
+
+		if (p == NULL && queryDesc->tupDesc != NULL)
+			p = column_plan(r->queryid, queryDesc->tupDesc);
+		if (p != NULL && !p->multi)
+			p->single_runs++;
+	}
 }
 
 /*

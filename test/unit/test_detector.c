@@ -1810,7 +1810,8 @@ test_lazy_values(void)
 
 /*
  * capture_results: asked for calls 2 to N1_CHAIN_CAPTURE_CALLS of a lookup
- * of at most 1 row per call, never for a list, and again in the next unit.
+ * that returned 1 row (never more), never for a list nor a lookup that
+ * never found a row, and again in the next unit.
  */
 static void
 test_capture_results(void)
@@ -1822,7 +1823,7 @@ test_capture_results(void)
 
 	for (i = 0; i < 40; i++)
 	{
-		r = call1(f, Q_CHILD, (uint64_t) i + 1, i % 2);
+		r = call1(f, Q_CHILD, (uint64_t) i + 1, (i + 1) % 2);
 		asked += r.capture_results;
 		if (i == 0)
 			CHECK(r.capture_results, "asked after the first call");
@@ -1832,6 +1833,9 @@ test_capture_results(void)
 	CHECK(!r.capture_results, "not for a list");
 	r = call1(f, Q_LIST, 2, 1);
 	CHECK(!r.capture_results, "not for a query that once returned 2 rows");
+	r = call1(f, Q_OTHER, 1, 0);
+	r = call1(f, Q_OTHER, 2, 0);
+	CHECK(!r.capture_results, "not for a lookup that never returned a row");
 	f->now += 5000;				/* past max_gap: a new unit */
 	r = call1(f, Q_CHILD, 1, 1);
 	CHECK(r.unit_started && r.capture_results, "asked again in the next unit");
