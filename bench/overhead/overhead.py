@@ -634,7 +634,14 @@ WORKLOADS = [
     ("list", "100-row list query",
      lambda r: "SELECT id, author_id, title, price FROM books WHERE id > %d ORDER BY id LIMIT 100;"
      % r.randint(1, 19000)),
+    # one message = one transaction block = one unit of work with a 20-call loop:
+    # its figure is per unit (the loop's burst published at COMMIT, the
+    # lookup's row values asked for chains on calls 2-20)
+    ("unit20", "a unit: BEGIN, 20 point lookups, COMMIT (one message)",
+     lambda r: "BEGIN; " + " ".join("SELECT abalance FROM pgbench_accounts WHERE aid = %d;"
+                                    % r.randint(1, 100000) for _ in range(UNIT_LOOKUPS)) + " COMMIT;"),
 ]
+UNIT_LOOKUPS = 20
 CG_VARIANTS = [
     # key, label, shared_preload_libraries, extra settings
     ("none", "no library", "", []),
@@ -828,6 +835,9 @@ def phase_callgrind(b):
         verdict.append(v("sqlc", 350, "+ sqlcommenter comment with traceparent"))
         verdict.append(v("marg", 350, "+ marginalia comment"))
         verdict.append("  %-44s %+7.0f" % ("0-row statement", extra[("n1", "zero")]))
+        verdict.append("  %-44s %+7.0f = %+.0f per lookup (unit of work, burst published)"
+                       % ("transaction of %d point lookups" % UNIT_LOOKUPS, extra[("n1", "unit20")],
+                          extra[("n1", "unit20")] / UNIT_LOOKUPS))
         pct_list = 100.0 * extra[("n1", "list")] / marginal("none", "list")
         verdict.append("  %-44s %+7.0f = %.2f%% of the statement (target <= 5%%: %s)"
                        % ("100-row list query", extra[("n1", "list")], pct_list,
