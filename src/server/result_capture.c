@@ -84,7 +84,8 @@ typedef struct ColumnPlan
 	int			nkeys;
 	bool		multi;			/* a run of this query id returned >= 2 rows */
 	int			single_runs;	/* runs of at most 1 row before any of >= 2 */
-	uint32		chain_gen;		/* == unit_gen: hash the next run's row 1 (a chain's link) */
+	uint32		chain_gen;		/* == unit_gen: hash the next run's row 1 (a chain's link);
+								 * reset by that run */
 	AttrNumber	max_attno;		/* deform up to this column */
 	int16		attno[CAPTURE_MAX_KEYS];	/* 0-based */
 	uint8		kind[CAPTURE_MAX_KEYS];
@@ -597,20 +598,21 @@ void
 n1_capture_end(QueryDesc *queryDesc, DestReceiver *capture)
 {
 	CaptureReceiver *r = (CaptureReceiver *) capture;
+	ColumnPlan *p;
 
 	if (queryDesc->dest == capture)
 		queryDesc->dest = r->inner;
 	r->inner = NULL;
-	if (r->rows <= 1)
-	{
-		/* a run of no row made no plan: make it now, so that it counts too */
-		ColumnPlan *p = r->plan;
-
-		if (p == NULL && queryDesc->tupDesc != NULL)
-			p = column_plan(r->queryid, queryDesc->tupDesc);
-		if (p != NULL && !p->multi)
-			p->single_runs++;
-	}
+	p = r->plan;
+	/* a run of no row made no plan: make it now, so that it counts too */
+	if (p == NULL && queryDesc->tupDesc != NULL)
+		p = column_plan(r->queryid, queryDesc->tupDesc);
+	if (p == NULL)
+		return;
+	/* a request of the detector is for one run: it asks again for the next */
+	p->chain_gen = 0;
+	if (r->rows <= 1 && !p->multi)
+		p->single_runs++;
 }
 
 /*
