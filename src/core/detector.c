@@ -473,8 +473,9 @@ parent_candidate(const N1UnitQuery *c, const N1UnitQuery *q)
 /*
  * Can c be the parent of q as the previous link of a chain (see detector.h):
  * a lookup of at most 1 row per call, repeated, first seen before q.
- * *own_values_only: c ran interleaved with q, so only values that are not
- * c's own parameter values count (a sibling echoes the key it was given).
+ * *interleaved: c still ran after q's first call, so only values that are
+ * not c's own parameter values count (a sibling echoes the key it was
+ * given).
  */
 static inline bool
 chain_candidate(const N1UnitQuery *c, const N1UnitQuery *q, bool *interleaved)
