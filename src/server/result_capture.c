@@ -577,7 +577,9 @@ n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 void
 n1_capture_unit_started(void)
 {
-	unit_gen++;
+	/* 0 is "no request" (chain_gen's initial value): never a generation */
+	if (unlikely(++unit_gen == 0))
+		unit_gen = 1;
 }
 
 /*

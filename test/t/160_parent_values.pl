@@ -41,6 +41,8 @@ $node->safe_psql('postgres', 'SELECT n1_reset()');
 $node->safe_psql('postgres', $unit->($books, $authors_of->(50 .. 55)));
 is(offenders(), 'loop|SELECT name FROM authors WHERE id = $1|-|6',
 	'ids from no result: loop without parent');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM n1_bursts WHERE kind = 'loop' AND parent_evidence IS NULL}),
+	'1', 'a loop without parent: n1_bursts.parent_evidence is NULL');
 
 # Text keys: names from a list drive the loop.
 $node->safe_psql('postgres', 'SELECT n1_reset()');
@@ -64,6 +66,9 @@ for my $run ('first', 'next')
 	is(offenders(), 'n_plus_one|SELECT name FROM authors WHERE id = $1|'
 		. 'SELECT id, author_id FROM books WHERE id BETWEEN $1 AND $2 ORDER BY id|6',
 		"point lookup turned list, $run run: the list is the parent");
+	is($node->safe_psql('postgres', q{SELECT parent_evidence FROM n1_bursts}),
+		$run eq 'first' ? 'timing' : 'values',
+		"point lookup turned list, $run run: named by " . ($run eq 'first' ? 'timing (its rows were not captured)' : 'values'));
 }
 $point->quit;
 
