@@ -733,8 +733,10 @@ def phase_callgrind(b):
     cg.psql("CHECKPOINT")
     cg.stop()
 
+    wanted = [w.strip() for w in a.cg_workloads.split(",")] if a.cg_workloads else None
+    workloads = [w for w in WORKLOADS if wanted is None or w[0] in wanted]
     statements = {}
-    for key, _, gen in WORKLOADS:
+    for key, _, gen in workloads:
         rnd = random.Random(42)       # the short run is the long run's beginning
         statements[key] = [gen(rnd) for _ in range(lengths[1])]
 
@@ -768,7 +770,7 @@ def phase_callgrind(b):
             # shared buffers warm: no run pays for reading pages the other did not
             b.run(psql + ["-c", "SELECT pg_prewarm(c) FROM unnest(ARRAY['pgbench_accounts', "
                           "'pgbench_accounts_pkey', 'books', 'books_pkey']) c"])
-            for key, _, _ in WORKLOADS:
+            for key, _, _ in workloads:
                 for count in lengths:
                     pid = pipelined_session(os.path.join(b.sock, ".s.PGSQL.%d" % cg.port),
                                             statements[key][:count])
@@ -782,7 +784,7 @@ def phase_callgrind(b):
         finally:
             b.run([b.bin("pg_ctl"), "-D", rundir, "-m", "fast", "-w", "-t", "300", "stop"], check=False)
             server.wait()
-        for key, _, _ in WORKLOADS:
+        for key, _, _ in workloads:
             for count in lengths:
                 totals[(vkey, key, count)] = callgrind_total(outs[(vkey, key, count)])
         log("callgrind %-40s %.0f s" % (label, time.monotonic() - t0))
@@ -799,7 +801,7 @@ def phase_callgrind(b):
              "started under valgrind (shared buffers prewarmed, same random keys in both\n"
              "lengths); extra = marginal with the library - marginal without.\n"
              % (lengths[1], lengths[0], n)]
-    for key, label, gen in WORKLOADS:
+    for key, label, gen in workloads:
         lines.append("  %-5s %s:\n        %s" % (key, label, gen(random.Random(42))))
     lines.append("")
     hdr = "%-36s" % "workload" + "".join("%14s" % v[0] for v in variants)
@@ -809,7 +811,7 @@ def phase_callgrind(b):
     lines.append(hdr)
     lines.append("-" * len(hdr))
     extra = {}
-    for key, label, _ in WORKLOADS:
+    for key, label, _ in workloads:
         row = "%-36s" % key + "".join("%14.1f" % marginal(v[0], key) for v in variants)
         if "none" in have:
             for v in variants:
@@ -826,7 +828,8 @@ def phase_callgrind(b):
         lines.extend("  " + l for l in text.splitlines())
         lines.append("")
     verdict = []
-    if "none" in have and "n1" in have:
+    keys = {w[0] for w in workloads}
+    if "none" in have and "n1" in have and keys == {w[0] for w in WORKLOADS}:
         def v(key, target, what):
             x = extra[("n1", key)]
             return "  %-44s %+7.0f  (target <= %d: %s)" % (what, x, target, "met" if x <= target else "MISSED")
@@ -854,7 +857,7 @@ def phase_callgrind(b):
     import io
     detail = io.StringIO()
     if "n1" in have:
-        for key in ("one", "sqlc", "list"):
+        for key in [k for k in ("one", "sqlc", "list") if k in keys]:
             detail.write("--- n1detect, %s: instructions per statement by function (long run minus\n"
                          "    short run; self = in the function, callees = calls out of the library\n"
                          "    except the executor chain its hooks pass on to)\n" % key)
@@ -862,7 +865,7 @@ def phase_callgrind(b):
                           outs[("n1", key, lengths[0])], out=detail)
             detail.write("\n")
         if "none" in have:
-            for key in ("one", "list"):
+            for key in [k for k in ("one", "list") if k in keys]:
                 detail.write("--- n1detect against no library, %s, whole program: change of each\n"
                              "    function's own instructions per statement\n" % key)
                 cgattr.diff_report(outs[("n1", key, lengths[1])], outs[("n1", key, lengths[0])],
@@ -876,7 +879,7 @@ def phase_callgrind(b):
     if "n1" in have:
         old, new = a.src_map.split("=", 1) if "=" in a.src_map else ("", "")
         text = []
-        for key in ("one", "sqlc", "marg", "list"):
+        for key in [k for k in ("one", "sqlc", "marg", "list") if k in keys]:
             text.append("=== %s: %s" % (key, [w[1] for w in WORKLOADS if w[0] == key][0]))
             text.append(cgattr.line_report(outs[("n1", key, lengths[1])], outs[("n1", key, lengths[0])],
                                            n, "src/", old, new))
@@ -956,6 +959,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--statements", type=int, default=2000,
                     help="statements of the long callgrind run beyond the short run's 200")
+    ap.add_argument("--cg-workloads", default="",
+                    help="comma-separated subset of the callgrind workloads (default: all)")
     ap.add_argument("--cg-variants", default="",
                     help="comma-separated subset of none,n1,pgss,none2 for the callgrind phase")
     ap.add_argument("--port-base", type=int, default=56430)

@@ -209,12 +209,26 @@ add_values(N1UnitQuery *q, const N1Statement *stmt)
 static int64_t
 linear_count_estimate(int ones)
 {
-	double		m = (double) N1_DISTINCT_BITMAP_BITS;
-	double		zero = (double) (N1_DISTINCT_BITMAP_BITS - ones);
+	/* one per bit count, computed once: a log() per new bit costs more */
+	static int32_t estimates[N1_DISTINCT_BITMAP_BITS + 1];
+	static bool computed = false;
 
-	if (zero < 1.0)
-		zero = 0.5;
-	return (int64_t) (m * log(m / zero) + 0.5);
+	if (!computed)
+	{
+		double		m = (double) N1_DISTINCT_BITMAP_BITS;
+		int			i;
+
+		for (i = 0; i <= N1_DISTINCT_BITMAP_BITS; i++)
+		{
+			double		zero = (double) (N1_DISTINCT_BITMAP_BITS - i);
+
+			if (zero < 1.0)
+				zero = 0.5;
+			estimates[i] = (int32_t) (m * log(m / zero) + 0.5);
+		}
+		computed = true;
+	}
+	return estimates[ones];
 }
 
 /* ----------------------------------------------------------------
@@ -333,12 +347,20 @@ choose_victim(const N1Detector *d)
 static N1UnitQuery *
 get_query(N1Detector *d, uint64_t query_id)
 {
-	int			slot = probe(d, query_id);
-	int			idx = d->table[slot];
+	int			slot;
+	int			idx;
 	N1UnitQuery *q;
 
+	/* the same query as the latest lookup: the N of an N+1 */
+	if (d->last_query >= 0 && d->queries[d->last_query].query_id == query_id)
+		return &d->queries[d->last_query];
+	slot = probe(d, query_id);
+	idx = d->table[slot];
 	if (idx >= 0)
+	{
+		d->last_query = idx;
 		return &d->queries[idx];
+	}
 
 	if (d->n_queries < N1_UNIT_MAX_QUERIES)
 		idx = d->n_queries++;
@@ -347,6 +369,7 @@ get_query(N1Detector *d, uint64_t query_id)
 		idx = choose_victim(d);
 		table_delete(d, d->queries[idx].query_id);
 		d->evicted_queries++;
+		d->counters_changed = true;
 		/* the deletion may have shifted our empty slot */
 		slot = probe(d, query_id);
 	}
@@ -375,6 +398,7 @@ get_query(N1Detector *d, uint64_t query_id)
 	q->results_unknown = false;
 	q->filter_values = -1;
 	d->table[slot] = (int16_t) idx;
+	d->last_query = idx;
 	return q;
 }
 
@@ -702,6 +726,7 @@ open_burst(N1Detector *d, N1UnitQuery *q, N1UnitQuery *proven, int checked, int 
 		q->burst_dropped = true;
 		d->dropped_bursts++;
 		d->unit_dropped_bursts++;
+		d->counters_changed = true;
 		return NULL;
 	}
 
@@ -752,6 +777,7 @@ end_unit(N1Detector *d, N1UnitEndReason reason)
 
 	d->in_unit = false;
 	d->n_queries = 0;
+	d->last_query = -1;
 	d->n_bursts = 0;
 	d->unit_dropped_bursts = 0;
 	memset(d->table, 0xff, sizeof(d->table));	/* all -1 */
@@ -780,6 +806,7 @@ begin_activity(N1Detector *d, int64_t start_us)
 
 	d->in_unit = true;
 	d->units++;
+	d->counters_changed = true;
 	d->unit_start_us = start_us;
 	d->last_activity_us = start_us;
 	return true;
@@ -819,6 +846,7 @@ void
 n1_detector_init(N1Detector *d, const N1DetectorConfig *config)
 {
 	memset(d, 0, sizeof(*d));
+	d->last_query = -1;
 	d->config = *config;
 	apply_config_bounds(&d->config);
 	memset(d->table, 0xff, sizeof(d->table));	/* all -1 */

@@ -263,6 +263,7 @@ typedef struct N1Detector
 	int64_t		unit_start_us;
 	int64_t		last_activity_us;
 	int			n_queries;
+	int			last_query;		/* index in queries[] of the latest lookup, or -1 */
 	N1UnitQuery queries[N1_UNIT_MAX_QUERIES];
 	int16_t		table[N1_UNIT_MAX_QUERIES * 2];	/* open-addressing index into queries[], -1 = empty */
 	int			n_bursts;
@@ -272,6 +273,8 @@ typedef struct N1Detector
 	uint64_t	evicted_queries;
 	uint64_t	dropped_bursts; /* queries that crossed min_calls when bursts[] was full */
 	int			unit_dropped_bursts;	/* the same, in the open unit */
+	bool		counters_changed;	/* set when one of the three above changes; the caller
+									 * clears it once it has published them */
 } N1Detector;
 
 extern void n1_detector_init(N1Detector *d, const N1DetectorConfig *config);

@@ -157,8 +157,14 @@ n1_my_slot(void)
 	return slot;
 }
 
+/*
+ * Writes a statement's event and, when burst is not NULL, the counts of that
+ * burst in progress at position pos (the call of a burst whose kind, parent
+ * and samples did not change: see recorder.c), in one write.
+ */
 void
-n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event)
+n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event,
+					const N1Burst *burst, int pos)
 {
 	N1SlotEvent *target = &slot->events[slot->events_written % N1_SLOT_EVENTS];
 
@@ -173,6 +179,17 @@ n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event)
 	 */
 	target->userid = GetUserId();
 	slot->events_written++;
+	if (burst != NULL)
+	{
+		N1BurstSummary *counts = &slot->bursts[pos].burst;
+
+		counts->calls = burst->calls;
+		counts->distinct_params = burst->distinct_params;
+		counts->parent_calls = burst->parent_calls;
+		counts->parent_rows = (int64) burst->parent_rows;
+		counts->exec_us = burst->exec_us;
+		counts->ended_at = (TimestampTz) burst->last_end_us;
+	}
 	END_WRITE(slot);
 }
 

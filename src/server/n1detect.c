@@ -18,6 +18,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 #if PG_VERSION_NUM >= 160000
@@ -47,6 +48,14 @@ bool		n1_save = true;
 bool		n1_strict = false;
 
 static char *n1_action_kinds_string = NULL;
+
+/* Bumped when a setting the detector is configured with changes (recorder.c compares). */
+uint64		n1_settings_version = 1;
+
+/* Bumped when application_name changes (see watch_application_name). */
+uint64		n1_application_name_version = 1;
+bool		n1_application_name_watched = false;
+static GucStringAssignHook prev_assign_application_name = NULL;
 
 #ifdef USE_ASSERT_CHECKING
 int			n1_debug_stop = N1_DEBUG_STOP_NONE;
@@ -217,6 +226,62 @@ n1_require_preload(void)
 				 errhint("Add n1detect to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
+static void
+assign_detector_int(int newval pg_attribute_unused(), void *extra pg_attribute_unused())
+{
+	n1_settings_version++;
+}
+
+static void
+assign_detector_bool(bool newval pg_attribute_unused(), void *extra pg_attribute_unused())
+{
+	n1_settings_version++;
+}
+
+static void
+assign_application_name_watched(const char *newval, void *extra)
+{
+	if (prev_assign_application_name)
+		prev_assign_application_name(newval, extra);
+	n1_application_name_version++;
+}
+
+/*
+ * A change of application_name ends a unit of work.  Comparing the name at
+ * every statement costs a strncmp; instead, application_name's own assign
+ * hook (called by the GUC machinery for every change of its value: SET,
+ * set_config(), a function's SET clause, RESET, the end of a transaction or
+ * function restoring a value) is wrapped so that it counts changes, and the
+ * recorder compares one counter.  Without the setting found, the recorder
+ * compares the text at every statement.
+ */
+static void
+watch_application_name(void)
+{
+	struct config_generic *gen = NULL;
+
+#if PG_VERSION_NUM >= 160000
+	gen = find_option("application_name", false, true, ERROR);
+#else
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+
+	for (int i = 0; i < n; i++)
+	{
+		if (strcmp(vars[i]->name, "application_name") == 0)
+		{
+			gen = vars[i];
+			break;
+		}
+	}
+#endif
+	if (gen == NULL || gen->vartype != PGC_STRING)
+		return;
+	prev_assign_application_name = ((struct config_string *) gen)->assign_hook;
+	((struct config_string *) gen)->assign_hook = assign_application_name_watched;
+	n1_application_name_watched = true;
+}
+
 void
 _PG_init(void)
 {
@@ -233,19 +298,19 @@ _PG_init(void)
 							"Calls of one query within a unit of work that make a burst.",
 							NULL,
 							&n1_min_calls, 5, 2, 1000000,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, assign_detector_int, NULL);
 
 	DefineCustomBoolVariable("n1detect.strict",
 							 "Reports a loop of 2 calls or more once its parent is proven by values.",
 							 "For test suites: a query whose parameter values came from the rows of an earlier query is an N+1 from its 2nd call; other kinds still need n1detect.min_calls calls.",
 							 &n1_strict, false,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
+							 PGC_USERSET, 0, NULL, assign_detector_bool, NULL);
 
 	DefineCustomIntVariable("n1detect.max_gap",
 							"Idle time between two statements that ends a unit of work.",
 							NULL,
 							&n1_max_gap_ms, 100, 0, 3600 * 1000,
-							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+							PGC_USERSET, GUC_UNIT_MS, NULL, assign_detector_int, NULL);
 
 	DefineCustomEnumVariable("n1detect.action",
 							 "What to do when a query crosses n1detect.min_calls.",
@@ -307,4 +372,5 @@ _PG_init(void)
 	shmem_startup_hook = n1_shmem_startup;
 
 	n1_recorder_install_hooks();
+	watch_application_name();
 }

@@ -43,6 +43,9 @@ extern int	n1_max_offenders;
 extern int	n1_max_bursts;
 extern bool n1_save;
 extern bool n1_strict;
+extern uint64 n1_settings_version;
+extern uint64 n1_application_name_version;
+extern bool n1_application_name_watched;
 
 #ifdef USE_ASSERT_CHECKING
 /*
@@ -250,7 +253,8 @@ extern uint64 n1_texts_evicted;
 extern Size n1_slots_shmem_size(void);
 extern void n1_slots_shmem_init(void);
 extern N1BackendSlot *n1_my_slot(void);
-extern void n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event);
+extern void n1_slot_write_event(N1BackendSlot *slot, const N1SlotEvent *event,
+								const N1Burst *burst, int pos);
 extern void n1_slot_write_burst(N1BackendSlot *slot, int index, const N1SlotBurst *burst,
 								bool with_samples);
 extern void n1_slot_clear_burst(N1BackendSlot *slot, int index);
@@ -310,6 +314,13 @@ extern void n1_capture_unit_started(void);
 extern void n1_capture_want_results(uint64 queryid);
 extern int	n1_capture_take(const struct QueryDesc *queryDesc, const uint64 **values,
 							bool release);
+
+/* Column plans result_capture.c caches, by query id modulo this. */
+#define N1_CAPTURE_PLAN_SLOTS 256
+/* Capture buffers in use; while 0, n1_capture_take has nothing to give. */
+extern int	n1_capture_claimed;
+/* Query ids of point lookups n1_capture_begin would not wrap, by plan slot. */
+extern uint64 n1_capture_skip[N1_CAPTURE_PLAN_SLOTS];
 
 /* ---- request tags from comments (query_comment.c) ---- */
 

@@ -202,11 +202,13 @@ n1_trace_units_publish_counters(N1BackendSlot *slot)
 
 	if (n_units == 1)
 	{
+		units[0]->detector.counters_changed = false;
 		n1_slot_publish_counters(slot, &units[0]->detector);
 		return;
 	}
 	for (int i = 0; i < n_units; i++)
 	{
+		units[i]->detector.counters_changed = false;
 		sum[0] += units[i]->detector.units;
 		sum[1] += units[i]->detector.dropped_bursts;
 		sum[2] += units[i]->detector.evicted_queries;

@@ -145,13 +145,15 @@ static N1TraceUnit *unit = NULL;
 #define detector (unit->detector)
 #define local_bursts ((LocalBurst *) unit->local)
 static bool detector_ready = false;
-/* The settings every unit's detector was configured with last. */
-static int	configured_min_calls;
-static bool configured_strict;
-static int	configured_max_gap_ms;
+/* n1_settings_version when every unit's detector was configured last. */
+static uint64 configured_version;
+
+/* n1_texts_evicted as the slot's counters show it. */
+static uint64 published_texts_evicted;
 static N1BackendSlot *slot = NULL;
 
 static char seen_application_name[NAMEDATALEN];
+static uint64 seen_application_name_version = 0;	/* n1_application_name_version then */
 
 static TypeInfo type_cache[TYPE_CACHE_SLOTS];
 
@@ -445,20 +447,9 @@ remember_inner_query(ParseState *pstate, Query *outer, Query *inner,
 						   end - start, start, jstate);
 }
 
-static void
-n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+static pg_noinline void
+remember_query(ParseState *pstate, Query *query, JumbleState *jstate)
 {
-	if (prev_post_parse_analyze)
-		prev_post_parse_analyze(pstate, query, jstate);
-
-	/*
-	 * The query remembered last, again (the N of an N+1): remembering it
-	 * would change nothing, whichever way below it went.
-	 */
-	if ((uint64) query->queryId == n1_text_newest_id && query->queryId != 0 &&
-		query->utilityStmt == NULL)
-		return;
-
 	/*
 	 * The query inside an EXPLAIN, COPY, CREATE VIEW... is analyzed with the
 	 * whole utility statement as its text: never that query's text.
@@ -488,6 +479,31 @@ n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	n1_query_text_remember(query->queryId, pstate->p_sourcetext,
 						   query->stmt_location, query->stmt_len,
 						   query->stmt_location, jstate);
+}
+
+/*
+ * Parse analysis: remember the query's text.  Kept small (the work is in
+ * remember_query) so that the common case, the query remembered last again
+ * (the N of an N+1), costs a few instructions.
+ */
+static pg_noinline void
+post_parse_analyze_chained(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	prev_post_parse_analyze(pstate, query, jstate);
+	if ((uint64) query->queryId != n1_text_newest_id || query->queryId == 0 ||
+		query->utilityStmt != NULL)
+		remember_query(pstate, query, jstate);
+}
+
+static void
+n1_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		post_parse_analyze_chained(pstate, query, jstate);
+	/* remembering the query remembered last again would change nothing */
+	else if ((uint64) query->queryId != n1_text_newest_id || query->queryId == 0 ||
+			 query->utilityStmt != NULL)
+		remember_query(pstate, query, jstate);
 }
 
 /* ---------- bursts: the slow path ---------- */
@@ -618,26 +634,7 @@ on_burst_statement(QueryDesc *queryDesc, const N1Statement *stmt,
 		local->slot_pos = n1_slot_position_take();
 	}
 	else
-	{
 		(void) restart_after_reset(local, burst, stmt);
-
-		/*
-		 * The common call of a burst in progress: its counts, written in
-		 * place in the slot (no sample, nothing to publish or to act on).
-		 */
-		if (likely(!publish && !result->capture_sample && local->reset_start_us == 0 &&
-				   slot != NULL && local->slot_pos >= 0))
-		{
-			N1SlotBurst *target = &slot->bursts[local->slot_pos];
-
-			n1_slot_write_begin(slot);
-			target->generation = local->generation;
-			summarize(&target->burst, burst, local);
-			target->used = true;
-			n1_slot_write_end(slot);
-			return;
-		}
-	}
 
 	/*
 	 * Samples only of the burst's own user: a SECURITY DEFINER function
@@ -697,10 +694,9 @@ init_detector(void)
 		return false;
 
 	memset(&config, 0, sizeof(config));
-	config.min_calls = configured_min_calls = n1_min_calls;
-	configured_strict = n1_strict;
+	configured_version = n1_settings_version;
+	config.min_calls = n1_min_calls;
 	config.min_calls_proven = n1_strict ? 2 : 0;
-	configured_max_gap_ms = n1_max_gap_ms;
 	config.max_gap_us = (int64) n1_max_gap_ms * 1000;
 	config.burst_ended = burst_ended;
 	unit = n1_trace_unit_first(sizeof(LocalBurst) * N1_UNIT_MAX_BURSTS, &config);
@@ -752,9 +748,15 @@ statement_trace(QueryDesc *queryDesc)
 static inline void
 check_application_name(void)
 {
-	const char *name = application_name ? application_name : "";
+	const char *name;
 
-	if (likely(strncmp(name, seen_application_name, NAMEDATALEN - 1) == 0))
+	/* unchanged since the last check (n1detect.c counts its changes) */
+	if (likely(seen_application_name_version == n1_application_name_version &&
+			   n1_application_name_watched))
+		return;
+	seen_application_name_version = n1_application_name_version;
+	name = application_name ? application_name : "";
+	if (strncmp(name, seen_application_name, NAMEDATALEN - 1) == 0)
 		return;
 	/*
 	 * Not a unit of a trace id: behind a pooler the name changes with every
@@ -769,9 +771,7 @@ check_application_name(void)
 static pg_noinline void
 configure_units(void)
 {
-	configured_min_calls = n1_min_calls;
-	configured_strict = n1_strict;
-	configured_max_gap_ms = n1_max_gap_ms;
+	configured_version = n1_settings_version;
 	n1_trace_units_configure(n1_min_calls, n1_strict ? 2 : 0, (int64) n1_max_gap_ms * 1000);
 }
 
@@ -939,11 +939,9 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	event.exec_us = stmt.end_us - stmt.start_us;
 	event.rows = rows;
 	event.nesting_level = nesting_level;
-	n1_slot_write_event(slot, &event);
 
 	check_application_name();
-	if (unlikely(n1_min_calls != configured_min_calls || n1_strict != configured_strict ||
-				 n1_max_gap_ms != configured_max_gap_ms))
+	if (unlikely(configured_version != n1_settings_version))
 		configure_units();
 	switch_unit(trace, stmt.start_us);
 
@@ -952,7 +950,31 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 		n1_capture_unit_started();
 	if (result.capture_results)
 		n1_capture_want_results(queryDesc->plannedstmt->queryId);
-	n1_trace_units_publish_counters(slot);
+	if (unlikely(detector.counters_changed || published_texts_evicted != n1_texts_evicted))
+	{
+		published_texts_evicted = n1_texts_evicted;
+		n1_trace_units_publish_counters(slot);
+	}
+
+	/*
+	 * The common call of a burst in progress (its kind, parent and samples
+	 * unchanged, no n1_reset() since it began): its counts go to the slot in
+	 * the same write as the statement's event.
+	 */
+	if (result.burst != NULL)
+	{
+		LocalBurst *local = &local_bursts[result.burst->index];
+
+		if (likely(!result.crossed && !result.kind_changed && !result.parent_changed &&
+				   !result.capture_sample && local->slot_pos >= 0 &&
+				   !restart_after_reset(local, result.burst, &stmt) &&
+				   local->reset_start_us == 0))
+		{
+			n1_slot_write_event(slot, &event, result.burst, local->slot_pos);
+			return;
+		}
+	}
+	n1_slot_write_event(slot, &event, NULL, 0);
 	if (result.burst)
 		on_burst_statement(queryDesc, &stmt, &result);
 }
@@ -1023,8 +1045,13 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	OpenQuery  *open = n_open_queries > 0 ? find_open_query(queryDesc) : NULL;
 	struct _DestReceiver *capture = NULL;
 
-	/* a recorded statement's rows: values that may prove it a parent */
-	if (open != NULL)
+	/*
+	 * A recorded statement's rows: values that may prove it a parent (not
+	 * those of a point lookup result_capture.c has stopped wrapping).
+	 */
+	if (open != NULL &&
+		(count > 0 || n1_capture_skip[queryDesc->plannedstmt->queryId % N1_CAPTURE_PLAN_SLOTS] !=
+		 queryDesc->plannedstmt->queryId))
 		capture = n1_capture_begin(queryDesc, count > 0);
 
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
@@ -1069,8 +1096,12 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		TimestampTz start = open->start;
 		uint64		rows = open->rows;
 		int			nesting_level = open->nesting_level;
-		const uint64 *result_values;
-		int			n_result_values = n1_capture_take(queryDesc, &result_values, true);
+		const uint64 *result_values = NULL;
+		int			n_result_values = N1_VALUES_UNKNOWN;
+
+		/* (a run of 2 rows or more goes there even without values: see n1_capture_take) */
+		if (n1_capture_claimed > 0 || queryDesc->estate->es_processed >= 2)
+			n_result_values = n1_capture_take(queryDesc, &result_values, true);
 
 		forget_open_query(open);
 		if (unlikely(own_statement_level >= 0))

@@ -63,7 +63,7 @@
 #define CAPTURE_DEPTH		4	/* statements capturing at once (nesting) */
 #define CAPTURE_STASH_ATTS	16	/* columns of row 1 copied (by value) until row 2 */
 #define CAPTURE_SINGLE_RUNS	8	/* runs of <= 1 row after which a query id is not wrapped */
-#define PLAN_SLOTS			256 /* column plans cached, by query id */
+#define PLAN_SLOTS			N1_CAPTURE_PLAN_SLOTS
 #define SCAN_MAX_BYTES		1024	/* statement text scanned for literal constants */
 
 typedef enum KeyKind
@@ -121,7 +121,15 @@ typedef struct CaptureReceiver
 static ColumnPlan plans[PLAN_SLOTS];
 static CaptureBuffer buffers[CAPTURE_DEPTH];
 static CaptureReceiver receivers[CAPTURE_DEPTH];
-static int	n_claimed = 0;		/* buffers in use */
+int			n1_capture_claimed = 0; /* buffers in use */
+
+/*
+ * By plan slot: the query id of a point lookup that is not wrapped (see
+ * n1_capture_begin), or 0; what the recorder checks inline before calling
+ * n1_capture_begin.  Set at the end of a run, cleared by anything that makes
+ * the query id wrapped again.
+ */
+uint64		n1_capture_skip[N1_CAPTURE_PLAN_SLOTS];
 static uint32 unit_gen = 1;		/* bumped when a unit opens: chain requests expire */
 static bool callbacks_registered = false;
 
@@ -272,6 +280,7 @@ column_plan(uint64 queryid, TupleDesc desc)
 	if (likely(p->queryid == queryid && p->natts == desc->natts))
 		return p;
 
+	n1_capture_skip[queryid % PLAN_SLOTS] = 0;
 	p->queryid = queryid;
 	p->natts = desc->natts;
 	p->nkeys = 0;
@@ -401,6 +410,7 @@ capture_row(CaptureReceiver *r, TupleTableSlot *slot)
 	{
 		/* row 2 of a query id seen with one row so far */
 		r->plan->multi = true;
+		n1_capture_skip[r->queryid % PLAN_SLOTS] = 0;
 		if (r->buffer == NULL && (r->buffer = buffer_for(r->query_desc, true)) == NULL)
 		{
 			r->rows = CAPTURE_MAX_ROWS;
@@ -463,7 +473,7 @@ n1_capture_xact_abort(void)
 		receivers[i].inner = NULL;
 		buffers[i].query_desc = NULL;
 	}
-	n_claimed = 0;
+	n1_capture_claimed = 0;
 }
 
 static void
@@ -481,7 +491,7 @@ capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (buffers[i].query_desc != NULL && buffers[i].subid >= mySubid)
 		{
 			buffers[i].query_desc = NULL;
-			n_claimed--;
+			n1_capture_claimed--;
 		}
 	}
 }
@@ -522,7 +532,7 @@ buffer_for(const QueryDesc *queryDesc, bool claim)
 		free_one->query_desc = queryDesc;
 		free_one->subid = GetCurrentSubTransactionId();
 		free_one->n = 0;
-		n_claimed++;
+		n1_capture_claimed++;
 	}
 	return claim ? free_one : NULL;
 }
@@ -563,7 +573,7 @@ n1_capture_begin(QueryDesc *queryDesc, bool fetch)
 	r->inner = queryDesc->dest;
 	r->subid = GetCurrentSubTransactionId();
 	r->query_desc = queryDesc;
-	r->buffer = n_claimed > 0 ? buffer_for(queryDesc, false) : NULL;
+	r->buffer = n1_capture_claimed > 0 ? buffer_for(queryDesc, false) : NULL;
 	r->queryid = queryid;
 	r->plan = NULL;
 	r->rows = 0;
@@ -592,7 +602,10 @@ n1_capture_want_results(uint64 queryid)
 	ColumnPlan *p = &plans[queryid % PLAN_SLOTS];
 
 	if (p->queryid == queryid)
+	{
 		p->chain_gen = unit_gen;
+		n1_capture_skip[queryid % PLAN_SLOTS] = 0;
+	}
 }
 
 /* After ExecutorRun: give queryDesc its own receiver back. */
@@ -615,6 +628,8 @@ n1_capture_end(QueryDesc *queryDesc, DestReceiver *capture)
 	p->chain_gen = 0;
 	if (r->rows <= 1 && !p->multi)
 		p->single_runs++;
+	if (p->single_runs >= CAPTURE_SINGLE_RUNS && !p->multi && p->queryid == r->queryid)
+		n1_capture_skip[r->queryid % PLAN_SLOTS] = r->queryid;
 }
 
 /*
@@ -638,10 +653,13 @@ n1_capture_take(const QueryDesc *queryDesc, const uint64 **values, bool release)
 		ColumnPlan *p = &plans[queryid % PLAN_SLOTS];
 
 		if (p->queryid == queryid)
+		{
 			p->multi = true;
+			n1_capture_skip[queryid % PLAN_SLOTS] = 0;
+		}
 	}
 	/* none: no row 2 came (nor a row 1 the detector asked for), or no buffer was free */
-	if (likely(n_claimed == 0) || (b = buffer_for(queryDesc, false)) == NULL)
+	if (likely(n1_capture_claimed == 0) || (b = buffer_for(queryDesc, false)) == NULL)
 		return N1_VALUES_UNKNOWN;
 	*values = b->values;
 	n = b->n;
@@ -649,7 +667,7 @@ n1_capture_take(const QueryDesc *queryDesc, const uint64 **values, bool release)
 	if (release)
 	{
 		b->query_desc = NULL;
-		n_claimed--;
+		n1_capture_claimed--;
 	}
 	return n;
 }
