@@ -88,7 +88,6 @@ typedef struct TypeInfo
 	bool		typbyval;
 } TypeInfo;
 
-static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
@@ -981,7 +980,7 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 
 /* Follows an open statement from now on; NULL beyond MAX_OPEN_QUERIES. */
 static inline OpenQuery *
-open_query(QueryDesc *queryDesc, int level)
+open_query(QueryDesc *queryDesc, int level, TimestampTz start, SubTransactionId subid)
 {
 	OpenQuery  *open;
 
@@ -990,48 +989,32 @@ open_query(QueryDesc *queryDesc, int level)
 		return NULL;
 	open = &open_queries[n_open_queries++];
 	open->query_desc = queryDesc;
-	open->start = GetCurrentTimestamp();
+	open->start = start;
 	open->rows = 0;
 	open->nesting_level = level;
-	open->subid = current_subid;
+	open->subid = subid;
 	return open;
 }
 
 /*
- * The client FETCHes from a cursor that a function opened (a refcursor it
- * returned): at track = top it was not followed, being nested when it
- * started; from this fetch on it is the client's, as its DECLAREd cursors.
+ * Whether a statement this backend does not follow yet is recorded from this
+ * run on, and at which nesting level.  A statement is followed from its
+ * first run, not from ExecutorStart: no hook there (a statement started but
+ * never run, a cursor declared and closed unread, did nothing the client
+ * waited for).  A cursor a function opened and the client fetches from (a
+ * refcursor it returned) is the client's from that fetch on, as its own
+ * DECLAREd cursors: at track = top its runs inside the function were not
+ * followed, being nested.
  */
-static pg_noinline OpenQuery *
-adopt_cursor(QueryDesc *queryDesc)
+static inline bool
+follow_from_run(QueryDesc *queryDesc, ScanDirection direction, int *level)
 {
-	if (n1_shared == NULL || n1_track != N1_TRACK_TOP ||
-		queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
-		ActivePortal == NULL || ActivePortal->queryDesc != queryDesc ||
-		own_statement_level >= 0 || IsParallelWorker() ||
-		!reads_user_table(queryDesc->plannedstmt))
-		return NULL;
-	return open_query(queryDesc, 0);
-}
-
-static void
-n1_ExecutorStart(QueryDesc *queryDesc, int eflags)
-{
-	int			level;
-
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
-
 	if (n1_shared == NULL || queryDesc->plannedstmt->queryId == UINT64CONST(0) ||
-		(eflags & EXEC_FLAG_EXPLAIN_ONLY) || IsParallelWorker())
-		return;
+		!ScanDirectionIsForward(direction) || IsParallelWorker())
+		return false;
 	/* (inside an EXPLAIN and such, it is dropped when it ends: see own_statement_level) */
-	level = start_level();
-	if (!tracking_at(level) || !reads_user_table(queryDesc->plannedstmt))
-		return;
-	(void) open_query(queryDesc, level);
+	*level = start_level();
+	return tracking_at(*level) && reads_user_table(queryDesc->plannedstmt);
 }
 
 static void
@@ -1044,16 +1027,30 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 {
 	OpenQuery  *open = n_open_queries > 0 ? find_open_query(queryDesc) : NULL;
 	struct _DestReceiver *capture = NULL;
+	int			first_level = -1;	/* >= 0: its first followed run, at this level */
+	TimestampTz start = 0;
+	SubTransactionId subid = current_subid;
+	uint64		rows;
+
+	if (open == NULL)
+	{
+		if (!follow_from_run(queryDesc, direction, &first_level))
+		{
+			first_level = -1;
+			goto run_only;
+		}
+		start = GetCurrentTimestamp();
+	}
 
 	/*
 	 * A recorded statement's rows: values that may prove it a parent (not
 	 * those of a point lookup result_capture.c has stopped wrapping).
 	 */
-	if (open != NULL &&
-		(count > 0 || n1_capture_skip[queryDesc->plannedstmt->queryId % N1_CAPTURE_PLAN_SLOTS] !=
-		 queryDesc->plannedstmt->queryId))
+	if (count > 0 || n1_capture_skip[queryDesc->plannedstmt->queryId % N1_CAPTURE_PLAN_SLOTS] !=
+		queryDesc->plannedstmt->queryId)
 		capture = n1_capture_begin(queryDesc, count > 0);
 
+run_only:
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
 	exec_nested_level++;
 #if PG_VERSION_NUM >= 180000
@@ -1071,16 +1068,20 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	if (capture != NULL)
 		n1_capture_end(queryDesc, capture);
 
-	/* statements nested in this one may have moved its entry */
-	if (open != NULL && (open >= &open_queries[n_open_queries] || open->query_desc != queryDesc))
-		open = find_open_query(queryDesc);
-	if (open == NULL)
+	if (first_level < 0)
 	{
-		if (likely(utility_tag != T_FetchStmt) || exec_nested_level != 0 ||
-			(open = adopt_cursor(queryDesc)) == NULL)
+		/* statements nested in this one may have moved its entry */
+		if (open == NULL)
 			return;
+		if (open >= &open_queries[n_open_queries] || open->query_desc != queryDesc)
+			open = find_open_query(queryDesc);
+		if (open == NULL)
+			return;
+		open->rows += queryDesc->estate->es_processed;
+		rows = open->rows;
 	}
-	open->rows += queryDesc->estate->es_processed;
+	else
+		rows = queryDesc->estate->es_processed;
 
 	/*
 	 * A SELECT that has run to its end is finished: record it now, so that
@@ -1093,9 +1094,7 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		ScanDirectionIsForward(direction) &&
 		(count == 0 || queryDesc->estate->es_processed < count))
 	{
-		TimestampTz start = open->start;
-		uint64		rows = open->rows;
-		int			nesting_level = open->nesting_level;
+		int			nesting_level = first_level;
 		const uint64 *result_values = NULL;
 		int			n_result_values = N1_VALUES_UNKNOWN;
 
@@ -1103,7 +1102,12 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		if (n1_capture_claimed > 0 || queryDesc->estate->es_processed >= 2)
 			n_result_values = n1_capture_take(queryDesc, &result_values, true);
 
-		forget_open_query(open);
+		if (open != NULL)
+		{
+			start = open->start;
+			nesting_level = open->nesting_level;
+			forget_open_query(open);
+		}
 		if (unlikely(own_statement_level >= 0))
 		{
 			if (exec_nested_level <= own_statement_level)
@@ -1114,6 +1118,20 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			record_statement(queryDesc, start, rows, nesting_level,
 							 n_result_values, result_values);
 		return;
+	}
+
+	/* runs again (a cursor), or ends in ExecutorEnd (a data-modifying statement) */
+	if (first_level >= 0)
+	{
+		open = open_query(queryDesc, first_level, start, subid);
+		if (open == NULL)
+		{
+			const uint64 *values;
+
+			(void) n1_capture_take(queryDesc, &values, true);
+			return;
+		}
+		open->rows = rows;
 	}
 
 	/*
@@ -1305,8 +1323,6 @@ n1_recorder_install_hooks(void)
 {
 	prev_post_parse_analyze = post_parse_analyze_hook;
 	post_parse_analyze_hook = n1_post_parse_analyze;
-	prev_ExecutorStart = ExecutorStart_hook;
-	ExecutorStart_hook = n1_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = n1_ExecutorRun;
 	prev_ExecutorFinish = ExecutorFinish_hook;
