@@ -429,11 +429,17 @@ ROLLBACK;
 BEGIN;
 INSERT INTO action_log VALUES ('committed');
 SELECT id, author_id FROM books WHERE id <= 6 ORDER BY id;
+-- (each cursor is read, not to its end: a cursor never read is not recorded)
 DECLARE c2 CURSOR FOR SELECT name FROM authors WHERE id = 2;
+FETCH 1 FROM c2;
 DECLARE c3 CURSOR FOR SELECT name FROM authors WHERE id = 3;
+FETCH 1 FROM c3;
 DECLARE c4 CURSOR FOR SELECT name FROM authors WHERE id = 4;
+FETCH 1 FROM c4;
 DECLARE c5 CURSOR FOR SELECT name FROM authors WHERE id = 5;
+FETCH 1 FROM c5;
 DECLARE c6 CURSOR FOR SELECT name FROM authors WHERE id = 6;
+FETCH 1 FROM c6;
 COMMIT;
 -- nor in the COMMIT that materializes WITH HOLD cursors (run to their end there)
 BEGIN;

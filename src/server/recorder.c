@@ -1034,23 +1034,21 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 
 	if (open == NULL)
 	{
-		if (!follow_from_run(queryDesc, direction, &first_level))
-		{
+		if (follow_from_run(queryDesc, direction, &first_level))
+			start = GetCurrentTimestamp();
+		else
 			first_level = -1;
-			goto run_only;
-		}
-		start = GetCurrentTimestamp();
 	}
 
 	/*
 	 * A recorded statement's rows: values that may prove it a parent (not
 	 * those of a point lookup result_capture.c has stopped wrapping).
 	 */
-	if (count > 0 || n1_capture_skip[queryDesc->plannedstmt->queryId % N1_CAPTURE_PLAN_SLOTS] !=
-		queryDesc->plannedstmt->queryId)
+	if ((open != NULL || first_level >= 0) &&
+		(count > 0 || n1_capture_skip[queryDesc->plannedstmt->queryId % N1_CAPTURE_PLAN_SLOTS] !=
+		 queryDesc->plannedstmt->queryId))
 		capture = n1_capture_begin(queryDesc, count > 0);
 
-run_only:
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
 	exec_nested_level++;
 #if PG_VERSION_NUM >= 180000
