@@ -49,7 +49,7 @@ for my $how (sort keys %changes)
 	} . $lookups->(11, 12, 13) . "$before\n" . $lookups->(14, 15, 16) . "$after\n" . q{
 		SET application_name = 'end';
 		SELECT count(*) FROM books WHERE id = 1;
-		SELECT coalesce(max(calls), 0) FROM n1_bursts WHERE query LIKE '%authors%';
+		SELECT coalesce(max(calls), 0) FROM n1_bursts;
 	});
 	my @lines = split /\n/, $out;
 	is($lines[-1], '0', "$how ends the unit: no burst of 6 lookups");
@@ -74,7 +74,7 @@ $out = $node->safe_psql('postgres', q{
 	SELECT name FROM authors WHERE id = 26;
 	SET application_name = 'end';
 	SELECT count(*) FROM books WHERE id = 1;
-	SELECT application_name, max(calls) FROM n1_bursts WHERE query LIKE '%authors%' GROUP BY 1;
+	SELECT application_name, max(calls) FROM n1_bursts GROUP BY 1;
 });
 like($out, qr/^c1\|6$/m, 'a function whose SET clause changes application_name and restores it does not cut the unit');
 
