@@ -590,11 +590,6 @@ n1_query_trace_hash(const char *sql, size_t len)
 	return body_trace_hash(body, body_len);
 }
 
-uint64_t
-n1_comment_bytes_hash(const char *p, size_t len)
-{
-	return n1_hash_bytes(p, len, (uint64_t) len * UINT64_C(0x9E3779B97F4A7C15));
-}
 
 bool
 n1_comment_trailing(const char *sql, size_t len, N1CommentSpan *span)
@@ -611,7 +606,6 @@ n1_comment_trailing(const char *sql, size_t len, N1CommentSpan *span)
 		return false;
 	span->start = (size_t) (body - 2 - sql);
 	span->end = e;
-	span->hash = n1_comment_bytes_hash(body - 2, e - span->start);
 	return true;
 }
 
@@ -649,7 +643,6 @@ n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len,
 		{
 			trailing->start = e - cache->len;
 			trailing->end = e;
-			trailing->hash = cache->bytes_hash;
 			return cache->hash;
 		}
 		if (find_trailing(sql, e, &body, &body_len))
@@ -659,14 +652,12 @@ n1_query_trace_hash_cached(N1TraceCache *cache, const char *sql, size_t len,
 			h = body_trace_hash(body, body_len);
 			trailing->start = (size_t) (from - sql);
 			trailing->end = e;
-			trailing->hash = n1_comment_bytes_hash(from, keep);
 			if (keep <= sizeof(cache->bytes))
 			{
 				memcpy(cache->bytes, from, keep);
 				cache->len = keep;
 				cache->leading = false;
 				cache->hash = h;
-				cache->bytes_hash = trailing->hash;
 			}
 			return h;
 		}

@@ -62,18 +62,13 @@ extern uint64_t n1_query_trace_hash(const char *sql, size_t len);
 
 /*
  * A trailing comment: sql[start, end) from its opening slash to its closing
- * one, and a hash of those bytes (n1_comment_bytes_hash); start == end when
- * there is none.
+ * one; start == end when there is none.
  */
 typedef struct N1CommentSpan
 {
 	size_t		start;
 	size_t		end;
-	uint64_t	hash;
 } N1CommentSpan;
-
-/* The hash of a comment's bytes that N1CommentSpan.hash holds. */
-extern uint64_t n1_comment_bytes_hash(const char *p, size_t len);
 
 /*
  * The trailing comment of sql[0..len) (as n1_comment_find sees it: white
@@ -90,7 +85,6 @@ typedef struct N1TraceCache
 	size_t		len;			/* bytes kept; 0: nothing */
 	bool		leading;		/* the text's first bytes (else its last, before white space and ';') */
 	uint64_t	hash;			/* trace hash */
-	uint64_t	bytes_hash;		/* n1_comment_bytes_hash of a trailing one */
 	char		bytes[N1_COMMENT_SCAN + 4];	/* a comment and the white space before a leading one */
 } N1TraceCache;
 

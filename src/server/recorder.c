@@ -360,11 +360,11 @@ hash_params(ParamListInfo params)
  * text_end: n1_text_end of it; trailing: its trailing comment
  * (n1_statement_trace_hash).
  *
- * A trailing comment in that text is hashed by its bytes' hash, computed
- * once per distinct comment: the same bytes give the same hash, other bytes
- * (almost surely) another, as hashing them all did, without reading 100 to
- * 200 bytes of comment per statement.  Whether the text is cut there
- * depends only on the hashed bytes (the comment is found in them alone).
+ * A trailing comment in that text is not hashed: it is no parameter, and
+ * it changes with every statement when it carries a span id per query
+ * (OpenTelemetry's sqlcommenter), which made the same lookup repeated with
+ * the same key count as a loop instead of a duplicate.  n1scan, which hashes
+ * the constants libpg_query finds, agrees.
  */
 static uint64
 hash_constants(QueryDesc *queryDesc, int offset, size_t source_len, size_t text_end,
@@ -398,8 +398,7 @@ hash_constants(QueryDesc *queryDesc, int offset, size_t source_len, size_t text_
 	}
 	if (span.end > span.start && span.start >= from)
 		return hash_combine64(hash_text(source + from, span.start - from),
-							  hash_combine64(span.hash,
-											 hash_text(source + span.end, end - span.end)));
+							  hash_text(source + span.end, end - span.end));
 	return hash_text(source + from, end - from);
 }
 
@@ -910,7 +909,7 @@ record_statement(QueryDesc *queryDesc, TimestampTz start, uint64 rows,
 	size_t		source_len = source ? strlen(source) : 0;
 	size_t		text_end = source_len > 0 ? n1_text_end(source, source_len) : 0;
 	int			constants_offset;
-	N1CommentSpan trailing = {0, 0, 0};
+	N1CommentSpan trailing = {0, 0};
 	uint64		trace = 0;
 
 	/* a comment may carry a trace id (see switch_unit) */
@@ -1044,10 +1043,14 @@ n1_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	 * A recorded statement's rows: values that may prove it a parent (not
 	 * those of a point lookup result_capture.c has stopped wrapping).
 	 */
-	if ((open != NULL || first_level >= 0) &&
-		(count > 0 || n1_capture_skip[queryDesc->plannedstmt->queryId % N1_CAPTURE_PLAN_SLOTS] !=
-		 queryDesc->plannedstmt->queryId))
-		capture = n1_capture_begin(queryDesc, count > 0);
+	if (open != NULL || first_level >= 0)
+	{
+		/* (int64 on 18: unsigned before the modulo) */
+		uint64		queryid = (uint64) queryDesc->plannedstmt->queryId;
+
+		if (count > 0 || n1_capture_skip[queryid % N1_CAPTURE_PLAN_SLOTS] != queryid)
+			capture = n1_capture_begin(queryDesc, count > 0);
+	}
 
 	/* no PG_TRY: an error's (sub)transaction abort restores the level */
 	exec_nested_level++;

@@ -1,11 +1,11 @@
 # The parameter hash of a statement with a trailing query comment: the
-# comment's bytes are hashed once per distinct comment (bench/overhead,
-# callgrind), and that must not change what is detected.  The same
-# constants with the same comment are one parameter set (duplicate); other
-# constants are others (loop); the same constants with comments that differ
-# are different sets, as when every byte was hashed; a statement that ends
-# with a comment inside a multi-statement string hashes as the same
-# statement sent alone.
+# comment is no parameter and is not hashed.  The same constants are one
+# parameter set (duplicate) whatever the comments; other constants are others
+# (loop); a statement that ends with a comment inside a multi-statement
+# string hashes as the same statement sent alone.  OpenTelemetry's
+# sqlcommenter puts a new span id in every statement's traceparent (one span
+# per query): the same lookup repeated in one request is a duplicate, not a
+# loop (it was a loop while comments were hashed).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -36,7 +36,12 @@ is(unit_of(("SELECT name FROM authors WHERE id = 7 $c1;") x 6),
 is(unit_of(map { "SELECT name FROM authors WHERE id = $_ $c1;" } 1 .. 6),
 	'loop|6|6', 'other constants, same comment: six sets');
 is(unit_of(map { "SELECT name FROM authors WHERE id = 7 " . ($_ % 2 ? $c1 : $c2) . ";" } 1 .. 6),
-	'loop|6|2', 'same constants, two comments: two sets, as before');
+	'duplicate|6|1', 'same constants, two comments: one parameter set');
+my $trace = '0af7651916cd43dd8448eb211c80319c';
+is(unit_of(map { sprintf("SELECT name FROM authors WHERE id = 7 /*traceparent='00-%s-%016x-01'*/;", $trace, 0xb7ad6b7169203331 + $_) } 1 .. 6),
+	'duplicate|6|1', 'same constants, a new span id per statement (one trace): a duplicate');
+is(unit_of(map { sprintf("SELECT name FROM authors WHERE id = %d /*traceparent='00-%s-%016x-01'*/;", $_, $trace, 0xb7ad6b7169203331 + $_) } 1 .. 6),
+	'loop|6|6', 'other constants, a new span id per statement: a loop of six sets');
 is(unit_of(map { "SELECT name FROM authors WHERE id = 7 $c1\\; SELECT 1;" } 1 .. 6),
 	'duplicate|6|1', 'in a multi-statement string: one parameter set');
 is(unit_of(map { $_ % 2 ? "SELECT name FROM authors WHERE id = 7 $c1;"
