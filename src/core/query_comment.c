@@ -161,6 +161,50 @@ leading_opener(const char *sql, size_t len)
 	return (s + 4 <= len && sql[s] == '/' && sql[s + 1] == '*') ? s : len;
 }
 
+size_t
+n1_comment_skip_leading(const char *sql, size_t len)
+{
+	size_t		s = 0;
+
+	for (;;)
+	{
+		while (s < len && sql[s] != '\0' && is_space(sql[s]))
+			s++;
+		if (s + 1 < len && sql[s] == '-' && sql[s + 1] == '-')
+		{
+			while (s < len && sql[s] != '\0' && sql[s] != '\n')
+				s++;
+			continue;
+		}
+		if (s + 1 < len && sql[s] == '/' && sql[s + 1] == '*')
+		{
+			/* nested, as PostgreSQL's scanner reads them */
+			int			depth = 0;
+
+			while (s < len && sql[s] != '\0')
+			{
+				if (s + 1 < len && sql[s] == '/' && sql[s + 1] == '*')
+				{
+					depth++;
+					s += 2;
+				}
+				else if (s + 1 < len && sql[s] == '*' && sql[s + 1] == '/')
+				{
+					s += 2;
+					if (--depth == 0)
+						break;
+				}
+				else
+					s++;
+			}
+			if (depth > 0)
+				return 0;		/* unterminated: not a comment we can skip */
+			continue;
+		}
+		return s;
+	}
+}
+
 bool
 n1_comment_find(const char *sql, size_t len, const char **body, size_t *body_len)
 {

@@ -61,6 +61,22 @@ extern bool n1_query_tags(const char *sql, size_t len, N1QueryTags *tags);
 extern uint64_t n1_query_trace_hash(const char *sql, size_t len);
 
 /*
+ * Bytes of white space and comments (slash-star, nested, and double-dash)
+ * that sql[0..len) starts with, stopping at a NUL: where its first token is.
+ * 0 for an unterminated comment.  n1_comment_skip_leading_fast decides with
+ * one comparison for a text that starts with a letter.
+ */
+extern size_t n1_comment_skip_leading(const char *sql, size_t len);
+
+static inline size_t
+n1_comment_skip_leading_fast(const char *sql, size_t len)
+{
+	if (len == 0 || ((unsigned char) sql[0] > ' ' && sql[0] != '/' && sql[0] != '-'))
+		return 0;
+	return n1_comment_skip_leading(sql, len);
+}
+
+/*
  * A trailing comment: sql[start, end) from its opening slash to its closing
  * one; start == end when there is none.
  */

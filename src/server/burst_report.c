@@ -130,10 +130,21 @@ n1_capture_sample(QueryDesc *queryDesc, N1Samples *samples)
 		out[len] = '\0';
 	}
 	else if (queryDesc->sourceText)
-		n1_query_literals(queryDesc->sourceText,
-						  queryDesc->plannedstmt->stmt_location,
-						  queryDesc->plannedstmt->stmt_len,
-						  out, N1_SAMPLE_LEN);
+	{
+		/* from the first constant on: the scanner reads no more than it must */
+		PlannedStmt *plan = queryDesc->plannedstmt;
+		int			loc = Max(plan->stmt_location, 0);
+		int			start = n1_statement_constants_start(plan->queryId,
+														 queryDesc->sourceText + loc,
+														 plan->stmt_len);
+
+		if (start < 0 || (plan->stmt_len > 0 && start >= plan->stmt_len))
+			out[0] = '\0';		/* no constants */
+		else
+			n1_query_literals(queryDesc->sourceText, loc + start,
+							  plan->stmt_len > 0 ? plan->stmt_len - start : 0,
+							  out, N1_SAMPLE_LEN);
+	}
 	else
 		out[0] = '\0';
 

@@ -391,6 +391,7 @@ extern void n1_query_text_remember_source(uint64 queryid, const char *query,
 										  int query_loc, int query_len);
 extern const char *n1_query_text_lookup(uint64 queryid);
 extern int	n1_query_constants_offset(uint64 queryid);
+extern int	n1_statement_constants_start(uint64 queryid, const char *text, int len);
 extern uint64 n1_query_canonical_id(uint64 queryid);
 extern uint64 n1_query_cached(uint64 queryid, int *constants_offset);
 extern uint64 n1_text_newest_id;

@@ -354,7 +354,14 @@ remember_new(uint64 queryid, const char *query, int query_loc,
 				first = jstate->clocations[i].location;
 		}
 		if (first >= 0)
-			constants_offset = Max(first - Max(execution_loc, 0), 0);
+		{
+			/* counted after the leading comments, whose length varies by request */
+			int			start = Max(execution_loc, 0);
+			int			lead = first > start ?
+				(int) n1_comment_skip_leading(query + start, first - start) : 0;
+
+			constants_offset = Max(first - start - lead, 0);
+		}
 
 		/* the scanner copies the statement: free all of it before returning */
 		scan_context = AllocSetContextCreate(CurrentMemoryContext,
@@ -498,11 +505,13 @@ n1_cursor_query_start(const char *query, int loc, int len)
 
 /*
  * Where the literal constants of a statement of this query id start,
- * counted from the statement's first byte: -1 when it has none, -2 when
- * unknown (not in the cache).  Every statement of one query id has the same
- * text up to its first constant, so hashing the text from there on hashes
- * the values the simple protocol (or a prepared statement's literals)
- * carries, whatever their lengths.
+ * counted from the statement's first token (after its leading white space
+ * and comments: n1_comment_skip_leading): -1 when it has none, -2 when
+ * unknown (not in the cache).  The statements of one query id that an
+ * application sends have the same text from their first token up to their
+ * first constant (their leading comments vary: a controller, a trace id),
+ * so hashing the text from there on hashes the values the simple protocol
+ * (or a prepared statement's literals) carries, whatever their lengths.
  */
 int
 n1_query_constants_offset(uint64 queryid)
@@ -510,6 +519,29 @@ n1_query_constants_offset(uint64 queryid)
 	CachedText *hit = cache_find(queryid);
 
 	return hit ? hit->constants_offset : -2;
+}
+
+/*
+ * Where the literal constants of a statement of queryid start in text (the
+ * statement: len bytes, or up to its NUL when len <= 0), as an offset into
+ * it, or -1 when it has none.  Never past the statement's end: when the
+ * cached offset does not fit this text (another layout of the query), or is
+ * unknown, its first token.
+ */
+int
+n1_statement_constants_start(uint64 queryid, const char *text, int len)
+{
+	int			offset = n1_query_constants_offset(queryid);
+	size_t		lead;
+
+	if (offset == -1)
+		return -1;
+	lead = n1_comment_skip_leading(text, len > 0 ? (size_t) len : SIZE_MAX);
+	if (offset < 0 ||
+		(len > 0 ? lead + offset > (size_t) len :
+		 strnlen(text + lead, offset) < (size_t) offset))
+		return (int) lead;
+	return (int) lead + offset;
 }
 
 /*

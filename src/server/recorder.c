@@ -380,7 +380,9 @@ hash_constants(QueryDesc *queryDesc, int offset, size_t source_len, size_t text_
 	if (offset == -1 || source == NULL)
 		return 0;				/* no constants */
 	end = plan->stmt_len > 0 ? loc + plan->stmt_len : source_len;
-	/* unknown offset (text evicted from the cache): hash the whole statement */
+	/* the offset counts from the first token, after the leading comments */
+	loc += n1_comment_skip_leading_fast(source + loc, end - loc);
+	/* unknown offset (text evicted from the cache), or another layout: from the first token */
 	if (offset < 0 || loc + offset > end)
 		offset = 0;
 	from = loc + offset;

@@ -255,16 +255,13 @@ n1_capture_param_values(void *arg, uint64_t *out)
 	}
 	if (queryDesc->sourceText != NULL)
 	{
-		int			offset = n1_query_constants_offset(plan->queryId);
 		const char *text = queryDesc->sourceText + Max(plan->stmt_location, 0);
-		int			len;
+		int			len = plan->stmt_len;	/* 0: up to the end of the string */
+		int			start = n1_statement_constants_start(plan->queryId, text, len);
 
-		if (offset == -1)
+		if (start < 0)
 			return 0;			/* no constants */
-		len = plan->stmt_len;	/* 0: up to the end of the string */
-		if (offset < 0 || (len > 0 && offset > len))
-			offset = 0;			/* unknown: the whole statement */
-		n = scan_literals(text + offset, len > 0 ? len - offset : -1, out, N1_CALL_VALUES);
+		n = scan_literals(text + start, len > 0 ? len - start : -1, out, N1_CALL_VALUES);
 	}
 	return n;
 }

@@ -325,6 +325,58 @@ test_trace_cache(void)
 	failures += bad;
 }
 
+/* n1_comment_skip_leading: where the first token is, never past len or a NUL. */
+static void
+test_skip_leading(void)
+{
+	static const struct
+	{
+		const char *sql;
+		size_t		len;		/* 0: strlen */
+		size_t		want;
+	}			cases[] = {
+		{"SELECT 1", 0, 0},
+		{"  SELECT 1", 0, 2},
+		{"/* a */ SELECT 1", 0, 8},
+		{"/* a /* nested */ b */SELECT 1", 0, 22},
+		{"-- line\n  SELECT 1", 0, 10},
+		{"/* a */ -- b\n/*c*/SELECT", 0, 18},
+		{"/* unterminated", 0, 0},
+		{"/* a */", 0, 7},
+		{"--", 0, 2},
+		{"/* a */ SELECT", 5, 0},	/* the comment does not end within len */
+		{"   ", 2, 2},
+		{"", 0, 0},
+	};
+	int			bad = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		size_t		len = cases[i].len ? cases[i].len : strlen(cases[i].sql);
+		/* exact-size copy: ASan sees a read past len */
+		char	   *sql = malloc(len ? len : 1);
+		size_t		got;
+
+		memcpy(sql, cases[i].sql, len);
+		got = n1_comment_skip_leading(sql, len);
+		if (got != cases[i].want || n1_comment_skip_leading_fast(sql, len) != got)
+		{
+			printf("FAIL skip_leading(\"%s\", %zu) = %zu, expected %zu\n",
+				   cases[i].sql, len, got, cases[i].want);
+			bad++;
+		}
+		free(sql);
+	}
+	/* a NUL ends the text whatever len says */
+	if (n1_comment_skip_leading("  \0  SELECT", SIZE_MAX) != 2 ||
+		n1_comment_skip_leading("/* a \0 */ SELECT", SIZE_MAX) != 0)
+	{
+		printf("FAIL skip_leading: read past a NUL\n");
+		bad++;
+	}
+	failures += bad > 0;
+}
+
 int
 main(void)
 {
@@ -349,7 +401,8 @@ main(void)
 	test_bounds();
 	test_trace_hash();
 	test_trace_cache();
+	test_skip_leading();
 	/* the line tools/test counts */
-	printf("unit: %d passed, %d failed\n", n + 3 - Min(failures, n + 3), Min(failures, n + 3));
+	printf("unit: %d passed, %d failed\n", n + 4 - Min(failures, n + 4), Min(failures, n + 4));
 	return failures ? 1 : 0;
 }
