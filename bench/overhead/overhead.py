@@ -647,6 +647,10 @@ CG_VARIANTS = [
     ("none", "no library", "", []),
     ("n1", "n1detect", "n1detect", ["n1detect.save=off"]),
     ("pgss", "pg_stat_statements", "pg_stat_statements", ["pg_stat_statements.save=off"]),
+    # the same statements when none of them makes a burst: the cost on traffic
+    # that is no N+1 (every statement recorded, counted, never published)
+    ("n1calm", "n1detect, no burst (min_calls 1000000)", "n1detect",
+     ["n1detect.save=off", "n1detect.min_calls=1000000"]),
     ("none2", "no library, again (repeatability)", "", []),
 ]
 SHORT = 200            # statements of the short run; the long one has SHORT + --statements
@@ -845,6 +849,8 @@ def phase_callgrind(b):
         verdict.append("  %-44s %+7.0f = %.2f%% of the statement (target <= 5%%: %s)"
                        % ("100-row list query", extra[("n1", "list")], pct_list,
                           "met" if pct_list <= 5 else "MISSED"))
+        if "n1calm" in have:
+            verdict.append("  (n1detect on the same lookup when it makes no burst: %+.0f)" % extra[("n1calm", "one")])
         if "pgss" in have:
             verdict.append("  (pg_stat_statements on the single-row lookup: %+.0f)" % extra[("pgss", "one")])
         if "none2" in have:
