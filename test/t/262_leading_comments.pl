@@ -4,9 +4,11 @@
 # leading comment, so the constants of every call are hashed and read as
 # values whatever the comment's length.  The first text of the query seen
 # in the backend has a long comment; the loop's have short ones: the loop's
-# values must still prove its parent, and no value may be read from beyond
-# a statement's text (the cached offset was past the end of the short
-# texts: the values came from leftover bytes of an earlier message).
+# values must still prove its parent.  Before the fix, the cached offset
+# could also point past the end of a shorter text, and the value scan read
+# the leftover bytes of an earlier message there; these checks do not make
+# that read visible (two of them passed before the fix), the duplicate case
+# and the short-then-long case failed.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
