@@ -102,4 +102,58 @@ sub server_survived
 	return;
 }
 
+# ---- n1scan tests: the server's own logs as input ----
+
+# Logging settings for an n1scan test: every statement with its duration
+# and parameters, to the destinations given (e.g. 'stderr,csvlog'), in
+# log/NAME.log, .csv, .json, with the log_line_prefix given, disconnections
+# logged; extra settings appended.
+sub n1scan_log_conf
+{
+	my (%o) = @_;
+	return "log_min_duration_statement = 0\n"
+	  . "logging_collector = on\n"
+	  . "log_destination = '$o{destinations}'\n"
+	  . "log_directory = 'log'\n"
+	  . "log_filename = '$o{name}.log'\n"
+	  . "log_rotation_size = 0\n"
+	  . "log_line_prefix = '$o{prefix}'\n"
+	  . "log_disconnections = on\n"
+	  . ($o{extra} // '');
+}
+
+# n1scan as installed beside the server programs, and the same built under
+# ASan and UBSan in the source tree when there is one (else n1scan again),
+# with the sanitizers set to fail the run: ($n1scan, $asan).
+sub n1scan_programs
+{
+	my ($node) = @_;
+	my $n1scan = $node->config_data('--bindir') . '/n1scan';
+	$ENV{ASAN_OPTIONS} = 'exitcode=99:detect_leaks=1';
+	$ENV{UBSAN_OPTIONS} = 'halt_on_error=1:exitcode=99';
+	return ($n1scan, -x 'src/scan/n1scan-asan' ? 'src/scan/n1scan-asan' : $n1scan);
+}
+
+# Logs a statement holding the text MARKER, for wait_for_log.
+sub log_marker
+{
+	my ($node, $db, $marker) = @_;
+	$node->safe_psql($db, "SELECT '$marker'");
+	return;
+}
+
+# Waits (up to 30 s) until the log collector has written the statement of
+# log_marker(MARKER) to the file PATH, so that all that was logged before is
+# there too; false if it never came.
+sub wait_for_log
+{
+	my ($path, $marker) = @_;
+	for (1 .. 300)
+	{
+		return 1 if -f $path && PostgreSQL::Test::Utils::slurp_file($path) =~ /'\Q$marker\E'/;
+		select(undef, undef, undef, 0.1);
+	}
+	return 0;
+}
+
 1;

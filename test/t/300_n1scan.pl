@@ -22,25 +22,14 @@ use IO::Socket::UNIX;
 use N1Test;
 
 my $prefix = '%m [%p] %q[%c] %a %Q ';
-my $node = N1Test::new_node('n1scan', conf => qq{
-log_min_duration_statement = 0
-logging_collector = on
-log_destination = 'stderr,csvlog,jsonlog'
-log_directory = 'log'
-log_filename = 'scan.log'
-log_rotation_size = 0
-log_line_prefix = '$prefix'
-log_disconnections = on
-n1detect.max_gap = '10min'
-});
+my $node = N1Test::new_node('n1scan', conf => N1Test::n1scan_log_conf(
+	name => 'scan', destinations => 'stderr,csvlog,jsonlog', prefix => $prefix,
+	extra => "n1detect.max_gap = '10min'\n"));
 N1Test::create_schema($node);
 my $pid = N1Test::postmaster_pid($node);
 my $logdir = $node->data_dir . '/log';
 my $bindir = $node->config_data('--bindir');
-my $n1scan = "$bindir/n1scan";
-my $asan = -x 'src/scan/n1scan-asan' ? 'src/scan/n1scan-asan' : $n1scan;
-$ENV{ASAN_OPTIONS} = 'exitcode=99:detect_leaks=1';
-$ENV{UBSAN_OPTIONS} = 'halt_on_error=1:exitcode=99';
+my ($n1scan, $asan) = N1Test::n1scan_programs($node);
 ok(-x $n1scan, 'n1scan is installed beside the server programs');
 
 my $connstr = $node->connstr('postgres');
@@ -128,16 +117,10 @@ like($server, qr/n_plus_one \| SELECT name FROM authors WHERE id = \$1 \| SELECT
 my @server_n1 = grep { /^n_plus_one/ } split /\n/, $server;
 
 # wait until the collector wrote the last statement to all three files
-$node->safe_psql('postgres', "SELECT 'n1scan end marker'");
+N1Test::log_marker($node, 'postgres', 'n1scan end marker');
 for my $f ('scan.log', 'scan.csv', 'scan.json')
 {
-	my $ok = 0;
-	for (1 .. 300)
-	{
-		if (-f "$logdir/$f" && slurp_file("$logdir/$f") =~ /n1scan end marker/) { $ok = 1; last; }
-		select(undef, undef, undef, 0.1);
-	}
-	ok($ok, "$f written");
+	ok(N1Test::wait_for_log("$logdir/$f", 'n1scan end marker'), "$f written");
 }
 
 # run n1scan; returns (exit status, stdout, stderr)
@@ -220,12 +203,8 @@ for my $sql ('notrace', 'trace', 'app')
 {
 	$node->command_ok([ 'psql', '-X', '-q', '-f', "$tmp/$sql.sql", '-d', $connstr ], "$sql unit runs");
 }
-$node->safe_psql('postgres', "SELECT 'n1scan units marker'");
-for (1 .. 300)
-{
-	last if -f "$logdir/units.log" && slurp_file("$logdir/units.log") =~ /n1scan units marker/;
-	select(undef, undef, undef, 0.1);
-}
+N1Test::log_marker($node, 'postgres', 'n1scan units marker');
+N1Test::wait_for_log("$logdir/units.log", 'n1scan units marker');
 my (undef, $units) = scan($asan, "--prefix=$prefix", '--max-gap=600000', '--min-calls=4', '--format=json', "$logdir/units.log");
 my @units = grep { /authors WHERE id = \$1/ } rows_of($units);
 is(scalar(@units), 1, 'one N+1 in the three sessions: a new traceparent (a unit of its own) and a new application_name end the unit');
@@ -239,12 +218,8 @@ $node->append_conf('postgresql.conf', "log_parameter_max_length = 0\nlog_filenam
 $node->reload;
 $node->poll_query_until('postgres', "SELECT current_setting('log_filename') = 'noparams.log'") or die;
 $node->command_ok([ 'pgbench', '-n', '-M', 'prepared', '-t', '1', '-f', $script, $connstr ], 'pgbench without logged parameters');
-$node->safe_psql('postgres', "SELECT 'n1scan noparams marker'");
-for (1 .. 300)
-{
-	last if -f "$logdir/noparams.log" && slurp_file("$logdir/noparams.log") =~ /n1scan noparams marker/;
-	select(undef, undef, undef, 0.1);
-}
+N1Test::log_marker($node, 'postgres', 'n1scan noparams marker');
+N1Test::wait_for_log("$logdir/noparams.log", 'n1scan noparams marker');
 my (undef, $noparams) = scan($asan, "--prefix=$prefix", '--format=json', "$logdir/noparams.log");
 is(join("\n", grep { /authors/ } rows_of($noparams)), 'n_plus_one | SELECT name FROM authors WHERE id = $1 | '
 	. 'SELECT id, author_id FROM books WHERE id BETWEEN $1 AND $2 + $3 ORDER BY id',
@@ -265,14 +240,10 @@ $node->poll_query_until('postgres', "SELECT current_setting('log_filename') = 'd
 $node->command_ok([ 'pgbench', '-n', '-M', 'prepared', '-t', '1', '-f', $script, $connstr ], 'pgbench N+1, durations only');
 $node->command_ok([ 'pgbench', '-n', '-M', 'prepared', '-t', '1', '-f', $dup_script, $connstr ], 'pgbench duplicate, durations only');
 is(fetch_in_pieces($node), 6, 'a portal fetched a row at a time, durations only');
-$node->safe_psql('postgres', "SELECT 'n1scan durations marker'");
+N1Test::log_marker($node, 'postgres', 'n1scan durations marker');
 for my $f ('durations.log', 'durations.csv', 'durations.json')
 {
-	for (1 .. 300)
-	{
-		last if -f "$logdir/$f" && slurp_file("$logdir/$f") =~ /n1scan durations marker/;
-		select(undef, undef, undef, 0.1);
-	}
+	N1Test::wait_for_log("$logdir/$f", 'n1scan durations marker');
 	my @p = $f =~ /\.log$/ ? ("--prefix=$prefix") : ();
 	my ($rc, $out, $err) = scan($asan, @p, '--format=json', "$logdir/$f");
 	is($rc, 0, "$f: exit 0") or diag($err);
@@ -341,12 +312,8 @@ for my $name (sort keys %providers)
 	$node->poll_query_until('postgres', "SELECT current_setting('log_line_prefix') = '$providers{$name}'")
 	  or die;
 	$node->safe_psql('postgres', N1Test::n_plus_one_sql(list_size => 6, first_id => 41));
-	$node->safe_psql('postgres', "SELECT 'n1scan $name marker'");
-	for (1 .. 300)
-	{
-		last if -f "$logdir/$name.log" && slurp_file("$logdir/$name.log") =~ /n1scan $name marker/;
-		select(undef, undef, undef, 0.1);
-	}
+	N1Test::log_marker($node, 'postgres', "n1scan $name marker");
+	N1Test::wait_for_log("$logdir/$name.log", "n1scan $name marker");
 	my ($rc, $out, $err) = scan($asan, '--format=json', "$logdir/$name.log");
 	is($rc, 0, "$name prefix: exit 0") or diag($err);
 	my @n1 = grep { /^n_plus_one/ } rows_of($out);
@@ -395,12 +362,8 @@ $node->reload;
 $node->poll_query_until('postgres', "SELECT current_setting('log_line_prefix') = '$prefix'") or die;
 $node->safe_psql('postgres', "SELECT length('" . ('x' x (10 * 1024 * 1024)) . "') /* 10 MB */");
 $node->safe_psql('postgres', N1Test::n_plus_one_sql(list_size => 6, first_id => 51));
-$node->safe_psql('postgres', "SELECT 'n1scan big marker'");
-for (1 .. 300)
-{
-	last if -f "$logdir/big.log" && slurp_file("$logdir/big.log") =~ /n1scan big marker/;
-	select(undef, undef, undef, 0.1);
-}
+N1Test::log_marker($node, 'postgres', 'n1scan big marker');
+N1Test::wait_for_log("$logdir/big.log", 'n1scan big marker');
 ok(-s "$logdir/big.log" > 10 * 1024 * 1024, 'the server logged the 10 MB statement');
 my ($rc4, $out4, $err4, $raw4) = scan($asan, "--prefix=$prefix", '--format=json', "$logdir/big.log");
 is($raw4 & 127, 0, '10 MB statement: no crash');

@@ -14,17 +14,9 @@ use JSON::PP;
 use N1Clients;
 
 my $prefix = '%m [%p] %q[%c] %a %Q ';
-my $node = N1Clients::shop_node('scan_clients', conf => qq{
-log_min_duration_statement = 0
-log_statement = none
-logging_collector = on
-log_destination = 'stderr,csvlog'
-log_directory = 'log'
-log_filename = 'clients.log'
-log_rotation_size = 0
-log_line_prefix = '$prefix'
-log_disconnections = on
-});
+my $node = N1Clients::shop_node('scan_clients', conf => N1Test::n1scan_log_conf(
+	name => 'clients', destinations => 'stderr,csvlog', prefix => $prefix,
+	extra => "log_statement = none\n"));
 my $logdir = $node->data_dir . '/log';
 my $n1scan = $node->config_data('--bindir') . '/n1scan';
 my $tmp = PostgreSQL::Test::Utils::tempdir;
@@ -35,15 +27,11 @@ sub slice
 {
 	my ($from) = @_;
 	$marker++;
-	$node->safe_psql('shop', "SELECT 'n1scan marker $marker'");
+	N1Test::log_marker($node, 'shop', "n1scan marker $marker");
 	my %out;
 	for my $f ('clients.log', 'clients.csv')
 	{
-		for (1 .. 300)
-		{
-			last if slurp_file("$logdir/$f") =~ /n1scan marker $marker'/;
-			select(undef, undef, undef, 0.1);
-		}
+		N1Test::wait_for_log("$logdir/$f", "n1scan marker $marker");
 		my $all = slurp_file("$logdir/$f");
 		$out{$f} = substr($all, $from->{$f});
 		open(my $o, '>', "$tmp/$f") or die;

@@ -33,15 +33,8 @@ my $unit = "BEGIN;\nSELECT id, author_id FROM books WHERE id BETWEEN 1 AND 6 ORD
   . join('', map { "SELECT name FROM authors WHERE id = $_;\n" } 2 .. 7) . "COMMIT;\n";
 $node->safe_psql('postgres', $unit);
 $node->safe_psql('postgres', "SET auto_explain.log_min_duration = -1;\n$unit");
-$node->safe_psql('postgres', "SELECT 'n1scan explain marker'");
-for my $f ('explain.log', 'explain.csv')
-{
-	for (1 .. 300)
-	{
-		last if slurp_file("$logdir/$f") =~ /n1scan explain marker/;
-		select(undef, undef, undef, 0.1);
-	}
-}
+N1Test::log_marker($node, 'postgres', 'n1scan explain marker');
+N1Test::wait_for_log("$logdir/$_", 'n1scan explain marker') for ('explain.log', 'explain.csv');
 like(slurp_file("$logdir/explain.log"), qr/plan:\n\s*Query Text: SELECT count/, 'auto_explain logged the plans');
 
 is($node->safe_psql('postgres', q{SELECT string_agg(query || ' | ' || parent_query || ' | ' || calls, E'\n') FROM n1_offenders}),

@@ -21,26 +21,14 @@ use JSON::PP;
 use N1Clients;
 
 my $prefix = '%m [%p] %q[%c] %a %Q ';
-my $node = N1Clients::shop_node('scan_sources', conf => qq{
-log_min_duration_statement = 0
-log_statement = none
-logging_collector = on
-log_destination = 'stderr,csvlog,jsonlog'
-log_directory = 'log'
-log_filename = 'sources.log'
-log_rotation_size = 0
-log_line_prefix = '$prefix'
-log_disconnections = on
 # an idle gap of 400 ms ends a unit (the ActiveRecord client sleeps 500 ms
 # between its warm-up and its request; nothing else pauses that long)
-n1detect.max_gap = '400ms'
-});
+my $node = N1Clients::shop_node('scan_sources', conf => N1Test::n1scan_log_conf(
+	name => 'sources', destinations => 'stderr,csvlog,jsonlog', prefix => $prefix,
+	extra => "log_statement = none\nn1detect.max_gap = '400ms'\n"));
 my $logdir = $node->data_dir . '/log';
 my $bindir = $node->config_data('--bindir');
-my $n1scan = "$bindir/n1scan";
-my $asan = -x 'src/scan/n1scan-asan' ? 'src/scan/n1scan-asan' : $n1scan;
-$ENV{ASAN_OPTIONS} = 'exitcode=99:detect_leaks=1';
-$ENV{UBSAN_OPTIONS} = 'halt_on_error=1:exitcode=99';
+my ($n1scan, $asan) = N1Test::n1scan_programs($node);
 
 # the real clients, naive and fixed
 my $rb = 'activerecord_tagged_client.rb';
@@ -107,14 +95,10 @@ like($server, qr{^n_plus_one \| SELECT title FROM books WHERE id = \$1 \| contro
 like($server, qr{^n_plus_one \| SELECT id, name FROM authors WHERE id = \$1 \| controller=shelves route=/api/shelves/ \| - \| 2 \| 12$}m,
 	'the server: two requests interleaved in one session, a unit each');
 
-$node->safe_psql('shop', "SELECT 'n1scan sources marker'");
+N1Test::log_marker($node, 'shop', 'n1scan sources marker');
 for my $f ('sources.log', 'sources.csv', 'sources.json')
 {
-	for (1 .. 300)
-	{
-		last if -f "$logdir/$f" && slurp_file("$logdir/$f") =~ /n1scan sources marker/;
-		select(undef, undef, undef, 0.1);
-	}
+	N1Test::wait_for_log("$logdir/$f", 'n1scan sources marker');
 	my @p = $f =~ /\.log$/ ? ("--prefix=$prefix") : ();
 	my ($out, $err) = ('', '');
 	IPC::Run::run([ $asan, @p, '--max-gap=400', '--format=json', "$logdir/$f" ], '>', \$out, '2>', \$err);
